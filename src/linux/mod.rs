@@ -1,0 +1,15 @@
+//! One kernel concern per file. Each module offers "plan" functions that are pure
+//! (unit-tested without root) and thin "apply" functions that touch the kernel.
+//! Only `process/init.rs` and `process/mod.rs` know the order in which they run.
+
+pub mod caps;
+pub mod cgroups;
+pub mod devices;
+pub mod hooks;
+pub mod mounts;
+pub mod namespaces;
+pub mod rlimits;
+pub mod rootfs;
+pub mod safepath;
+pub mod sysctl;
+pub mod tty;

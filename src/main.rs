@@ -1,0 +1,2 @@
+mod linux;
+fn main() {}
