@@ -1,2 +1,119 @@
+//! paddock: a low-level OCI container runtime, compatible with runc's CLI.
+
+mod cli;
+mod commands;
+mod error;
 mod linux;
-fn main() {}
+mod logger;
+mod process;
+mod spec;
+mod state;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use cli::{Cli, Command};
+use commands::Globals;
+
+fn main() {
+    let args = cli::normalize_args(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            print_stdout(&e.to_string());
+            std::process::exit(0);
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            logger::write_stderr(&format!("{}\n", first.trim_start_matches("error: ")));
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = logger::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        logger::write_stderr(&format!("{e:#}\n"));
+        std::process::exit(1);
+    }
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logger::error(&format!("{e:#}"));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    if cli.version {
+        print_stdout(&version());
+        return Ok(0);
+    }
+    let g = Globals {
+        root: cli.root.clone().unwrap_or_else(default_root),
+        systemd_cgroup: cli.systemd_cgroup,
+    };
+    let Some(command) = &cli.command else {
+        anyhow::bail!("no command given (try --help)");
+    };
+    match command {
+        Command::Create(a) => commands::create::create(&g, a)?,
+        Command::Start(a) => commands::start::start(&g, &a.id)?,
+        Command::Run(a) => return commands::run::run(&g, a),
+        Command::State(a) => commands::state::state(&g, &a.id)?,
+        Command::Kill(a) => commands::kill::kill(&g, a)?,
+        Command::Delete(a) => commands::delete::delete(&g, a)?,
+        Command::List(a) => commands::list::list(&g, a)?,
+        Command::Spec(a) => commands::spec::spec(a)?,
+    }
+    Ok(0)
+}
+
+/// `/run/paddock` for root whatever the environment says (Podman passes an empty
+/// XDG_RUNTIME_DIR); `$XDG_RUNTIME_DIR/paddock` for other users.
+fn default_root() -> PathBuf {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/run/paddock");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("paddock"),
+        // SAFETY: geteuid cannot fail.
+        None => PathBuf::from(format!("/tmp/paddock-{}", unsafe { libc::geteuid() })),
+    }
+}
+
+#[repr(C)]
+struct ScmpVersion {
+    major: libc::c_uint,
+    minor: libc::c_uint,
+    micro: libc::c_uint,
+}
+
+extern "C" {
+    fn seccomp_version() -> *const ScmpVersion;
+}
+
+fn version() -> String {
+    // SAFETY: libseccomp returns a pointer to a static struct.
+    let v = unsafe { seccomp_version().as_ref() };
+    let seccomp = v.map_or("unknown".to_string(), |v| {
+        format!("{}.{}.{}", v.major, v.minor, v.micro)
+    });
+    format!(
+        "paddock version {}\nspec: {}\nlibseccomp: {seccomp}\n",
+        env!("CARGO_PKG_VERSION"),
+        state::OCI_VERSION
+    )
+}
+
+/// Stdout writes never panic: a caller may close the pipe early.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}

@@ -1,0 +1,336 @@
+//! OCI lifecycle hooks: validation of the `hooks` object and running one list of hooks.
+//!
+//! A hook gets exactly its configured argv and environment, the container state JSON on
+//! stdin, and the runtime's stderr for both its stdout and stderr (the runtime's stdout may
+//! be a caller's pipe that must carry only our own output).
+
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use oci_spec::runtime::{Hook, Hooks};
+
+/// How often a running hook is checked for exit (and its stdin for room).
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Checks every hook list: paths absolute, timeouts positive, env entries `KEY=VALUE`.
+pub fn validate(hooks: &Hooks) -> Result<()> {
+    for (kind, list) in hook_lists(hooks) {
+        for (index, hook) in list.iter().enumerate() {
+            validate_hook(&format!("hooks.{kind}[{index}]"), hook)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `hooks` in order, stopping at the first failure. `kind` names the list in errors.
+pub fn run_hooks(kind: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
+    for hook in hooks {
+        run_hook(kind, hook, state_json)?;
+    }
+    Ok(())
+}
+
+#[allow(deprecated)] // prestart is deprecated in the spec but still honoured
+fn hook_lists(hooks: &Hooks) -> [(&'static str, &[Hook]); 6] {
+    fn list(hooks: &Option<Vec<Hook>>) -> &[Hook] {
+        hooks.as_deref().unwrap_or(&[])
+    }
+    [
+        ("prestart", list(hooks.prestart())),
+        ("createRuntime", list(hooks.create_runtime())),
+        ("createContainer", list(hooks.create_container())),
+        ("startContainer", list(hooks.start_container())),
+        ("poststart", list(hooks.poststart())),
+        ("poststop", list(hooks.poststop())),
+    ]
+}
+
+/// `field` is the hook's place in config.json, e.g. `hooks.poststop[2]`.
+fn validate_hook(field: &str, hook: &Hook) -> Result<()> {
+    if !hook.path().is_absolute() {
+        bail!("{field}.path: must be absolute (got {:?})", hook.path());
+    }
+    if let Some(timeout) = hook.timeout() {
+        if timeout <= 0 {
+            bail!("{field}.timeout: must be greater than zero (got {timeout})");
+        }
+    }
+    for (index, entry) in hook.env().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if split_env(entry).is_none() {
+            bail!("{field}.env[{index}]: {entry:?} is not of the form KEY=VALUE");
+        }
+    }
+    Ok(())
+}
+
+/// Splits `KEY=VALUE`; the key must be non-empty so the entry can be passed to Command.
+fn split_env(entry: &str) -> Option<(&str, &str)> {
+    entry.split_once('=').filter(|(key, _)| !key.is_empty())
+}
+
+fn run_hook(kind: &str, hook: &Hook, state_json: &str) -> Result<()> {
+    let path = hook.path();
+    let describe = || format!("{kind} hook {}", path.display());
+    // Errors are flattened into one line so they read the same however they are printed.
+    let flatten = |err: anyhow::Error| anyhow!("{}: {err:#}", describe());
+    let mut command = build_command(hook).map_err(flatten)?;
+    let mut child = command.spawn().context("start").map_err(flatten)?;
+    let deadline = hook
+        .timeout()
+        .map(|secs| Instant::now() + Duration::from_secs(secs.unsigned_abs()));
+    match supervise(&mut child, state_json.as_bytes(), deadline).map_err(flatten)? {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => bail!("{}: {}", describe(), describe_failure(status)),
+        None => bail!(
+            "{}: timed out after {}s",
+            describe(),
+            hook.timeout().unwrap_or_default()
+        ),
+    }
+}
+
+fn build_command(hook: &Hook) -> Result<Command> {
+    let path = hook.path();
+    let mut command = Command::new(path);
+    match hook.args().as_deref() {
+        Some([argv0, rest @ ..]) => {
+            command.arg0(argv0).args(rest);
+        }
+        // No args (or an empty list): argv is just the path, as execv callers expect.
+        _ => {
+            command.arg0(path);
+        }
+    }
+    command.env_clear();
+    for entry in hook.env().as_deref().unwrap_or(&[]) {
+        let (key, value) = split_env(entry)
+            .with_context(|| format!("env entry {entry:?} is not of the form KEY=VALUE"))?;
+        command.env(key, value);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(runtime_stderr())
+        .stderr(runtime_stderr());
+    Ok(command)
+}
+
+/// A copy of the runtime's stderr, or /dev/null when fd 2 is closed.
+fn runtime_stderr() -> Stdio {
+    match io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}
+
+/// Feeds `input` to the child's stdin and waits for it to exit. Returns `None` (after
+/// killing and reaping the child) when `deadline` passes first. Stdin is written without
+/// blocking so a hook that never reads its stdin still times out.
+fn supervise(
+    child: &mut Child,
+    input: &[u8],
+    deadline: Option<Instant>,
+) -> Result<Option<ExitStatus>> {
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = &stdin {
+        set_nonblocking(pipe)?;
+    }
+    let mut written = 0;
+    loop {
+        if let Some(pipe) = stdin.as_mut() {
+            match feed(pipe, &input[written..]) {
+                Ok(Some(n)) => written += n,
+                Ok(None) => {}
+                Err(err) => return Err(err).context("write state to stdin"),
+            }
+            if written >= input.len() {
+                stdin = None; // close it so the hook sees EOF
+            }
+        }
+        if let Some(status) = child.try_wait().context("wait")? {
+            return Ok(Some(status));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // SIGKILL, then reap so no zombie is left behind.
+            let _ = child.kill();
+            child.wait().context("reap after timeout")?;
+            return Ok(None);
+        }
+        sleep(POLL_INTERVAL);
+    }
+}
+
+/// Writes what fits into the pipe. `Ok(None)` means "try again later"; a reader that went
+/// away (EPIPE) counts as everything written, since hooks need not read their stdin.
+fn feed(pipe: &mut ChildStdin, data: &[u8]) -> Result<Option<usize>> {
+    if data.is_empty() {
+        return Ok(Some(0));
+    }
+    match pipe.write(data) {
+        Ok(n) => Ok(Some(n)),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(Some(data.len())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn set_nonblocking(pipe: &ChildStdin) -> Result<()> {
+    let flags = fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL).context("get stdin pipe flags")?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+    fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags)).context("set stdin pipe non-blocking")?;
+    Ok(())
+}
+
+fn describe_failure(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => format!("ended abnormally ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{HookBuilder, HooksBuilder};
+
+    fn shell_hook(script: &str, timeout: Option<i64>) -> Hook {
+        let mut builder = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec!["sh".to_string(), "-c".to_string(), script.to_string()])
+            .env(vec!["FOO=bar=baz".to_string()]);
+        if let Some(t) = timeout {
+            builder = builder.timeout(t);
+        }
+        builder.build().unwrap()
+    }
+
+    fn temp_file(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("paddock-hooks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let bad_path = HookBuilder::default().path("bin/true").build().unwrap();
+        let hooks = HooksBuilder::default()
+            .poststop(vec![shell_hook("true", None), bad_path])
+            .build()
+            .unwrap();
+        let err = validate(&hooks).unwrap_err().to_string();
+        assert!(
+            err.starts_with("hooks.poststop[1].path: must be absolute"),
+            "{err}"
+        );
+
+        let hooks = HooksBuilder::default()
+            .create_runtime(vec![shell_hook("true", Some(0))])
+            .build()
+            .unwrap();
+        let err = validate(&hooks).unwrap_err().to_string();
+        assert!(
+            err.starts_with("hooks.createRuntime[0].timeout: must be greater than zero"),
+            "{err}"
+        );
+
+        let no_equals = HookBuilder::default()
+            .path("/bin/true")
+            .env(vec!["NOEQUALS".to_string()])
+            .build()
+            .unwrap();
+        let hooks = HooksBuilder::default()
+            .start_container(vec![no_equals])
+            .build()
+            .unwrap();
+        let err = validate(&hooks).unwrap_err().to_string();
+        assert!(err.starts_with("hooks.startContainer[0].env[0]:"), "{err}");
+
+        let hooks = HooksBuilder::default()
+            .poststart(vec![shell_hook("true", Some(5))])
+            .build()
+            .unwrap();
+        validate(&hooks).unwrap();
+    }
+
+    #[test]
+    fn hook_gets_state_argv_and_exact_env() {
+        let out = temp_file("env");
+        let script = format!(
+            "read -r state; printf '%s|%s|%s\\n' \"$state\" \"$0\" \"$(env | grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' | sort | tr '\\n' ' ')\" > {}",
+            out.display()
+        );
+        run_hooks(
+            "prestart",
+            &[shell_hook(&script, Some(10))],
+            "{\"id\":\"x\"}\n",
+        )
+        .unwrap();
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(got, "{\"id\":\"x\"}|sh|FOO=bar=baz \n");
+    }
+
+    #[test]
+    fn hook_without_args_gets_path_as_argv0() {
+        let hook = HookBuilder::default().path("/bin/true").build().unwrap();
+        run_hooks("poststop", &[hook], "{}").unwrap();
+    }
+
+    #[test]
+    fn failing_hook_reports_status_and_stops_the_list() {
+        let marker = temp_file("never");
+        let hooks = [
+            shell_hook("exit 3", None),
+            shell_hook(&format!("touch {}", marker.display()), None),
+        ];
+        let err = run_hooks("createRuntime", &hooks, "{}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "createRuntime hook /bin/sh: exited with status 3");
+        assert!(!marker.exists());
+
+        let err = run_hooks("poststart", &[shell_hook("kill -TERM $$", None)], "{}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "poststart hook /bin/sh: killed by signal 15");
+    }
+
+    #[test]
+    fn hook_that_ignores_large_stdin_still_times_out() {
+        // More than a pipe buffer of state, never read: the write must not block forever.
+        let state = "x".repeat(1 << 20);
+        let started = Instant::now();
+        let err = run_hooks("prestart", &[shell_hook("sleep 30", Some(1))], &state)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "prestart hook /bin/sh: timed out after 1s");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn hook_that_exits_without_reading_stdin_is_fine() {
+        let state = "y".repeat(1 << 20);
+        run_hooks("poststop", &[shell_hook("exit 0", None)], &state).unwrap();
+    }
+
+    #[test]
+    fn missing_hook_binary_is_named() {
+        let hook = HookBuilder::default()
+            .path("/nonexistent/hook")
+            .build()
+            .unwrap();
+        let err = run_hooks("poststop", &[hook], "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("poststop hook /nonexistent/hook: start:"),
+            "{err}"
+        );
+    }
+}

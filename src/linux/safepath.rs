@@ -1,0 +1,332 @@
+//! Path resolution confined to the container rootfs.
+//!
+//! The image is hostile: any component of a path inside it may be a symlink
+//! (absolute or full of `..`) aimed at the host. Lookups go through `openat2`
+//! with `RESOLVE_IN_ROOT`, so the kernel keeps them inside the rootfs. Creating
+//! missing components needs a userspace walk (the kernel cannot create through
+//! a dangling symlink); that walk moves from directory fd to directory fd with
+//! `O_NOFOLLOW`, keeps `..` on a stack of fds and restarts absolute symlinks at
+//! the rootfs, so it never leaves the rootfs either.
+
+use std::collections::VecDeque;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, mknodat, FileStat, Mode, SFlag};
+
+/// `struct open_how` from linux/openat2.h (libc's copy is `#[non_exhaustive]`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+/// Same limit as the kernel's MAXSYMLINKS.
+const MAX_SYMLINKS: usize = 40;
+/// Upper bound on walk steps, so a racing attacker cannot keep us spinning.
+const MAX_WALK_STEPS: usize = 4096;
+/// openat2 returns EAGAIN for scoped lookups when a rename races with them.
+const OPENAT2_RETRIES: usize = 64;
+
+/// Opens `path` (absolute or relative, always interpreted inside `root`).
+/// Symlinks are followed but can never leave `root`; magic links are refused.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> Result<OwnedFd> {
+    openat2(root, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        .with_context(|| format!("open {} inside the rootfs", path.display()))
+}
+
+/// Resolves `path` inside `root`, creating missing directories (`mode`, before
+/// umask) one at a time, and returns an `O_PATH` fd of the final directory.
+pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd> {
+    walk_creating(root, path, mode, Leaf::Dir)
+        .with_context(|| format!("create directory {} inside the rootfs", path.display()))
+}
+
+/// Resolves `path` inside `root` like [`mkdir_all_in_root`], but the last
+/// component is an (empty) file: created if missing, reused if it exists and is
+/// not a directory. Returns an `O_PATH` fd of it.
+pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd> {
+    walk_creating(root, path, mode, Leaf::File)
+        .with_context(|| format!("create file {} inside the rootfs", path.display()))
+}
+
+/// The magic-link path that names `fd` through the (host) procfs.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// True when the root cause of `err` is ENOENT (callers skip missing paths).
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<Errno>() == Some(&Errno::ENOENT)
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    })
+}
+
+/// Creates the empty file `name` in `dir` unless it exists, without following
+/// a symlink, and returns an `O_PATH` fd of it. An existing symlink or
+/// directory is an error; other existing files are reused.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<OwnedFd> {
+    let mode = Mode::from_bits_truncate(mode);
+    match mknodat(Some(dir.as_raw_fd()), name, SFlag::S_IFREG, mode, 0) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("create file {name:?}")),
+    }
+    let (fd, st) = open_nofollow_at(dir, name, OFlag::empty())?;
+    match file_type(&st) {
+        SFlag::S_IFLNK => bail!("{name:?} is a symlink"),
+        SFlag::S_IFDIR => bail!("{name:?} is a directory"),
+        _ => Ok(fd),
+    }
+}
+
+/// Opens `name` in `dir` with `O_PATH|O_NOFOLLOW` and returns its stat.
+pub fn open_nofollow_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    extra: OFlag,
+) -> Result<(OwnedFd, FileStat)> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | extra;
+    let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())
+        .with_context(|| format!("open {name:?}"))?;
+    // SAFETY: openat just returned this fd and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let st = fstat(fd.as_raw_fd()).with_context(|| format!("stat {name:?}"))?;
+    Ok((fd, st))
+}
+
+/// The `S_IFMT` part of a stat's mode.
+pub fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
+}
+
+fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: libc::c_int,
+    mode: u32,
+    resolve: u64,
+) -> nix::Result<OwnedFd> {
+    let bytes = path.as_os_str().as_bytes();
+    let bytes = if bytes.is_empty() { b"." } else { bytes };
+    let cpath = CString::new(bytes).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    for _ in 0..OPENAT2_RETRIES {
+        // SAFETY: cpath and how outlive the call; the size matches the struct.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                cpath.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: the kernel just returned this fd and nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+        }
+        match Errno::last() {
+            Errno::EAGAIN | Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+    Err(Errno::EAGAIN)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Leaf {
+    Dir,
+    File,
+}
+
+/// Splits a path into its names, dropping empty and `.` components.
+fn split_components(path: &Path) -> VecDeque<OsString> {
+    path.as_os_str()
+        .as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| OsString::from_vec(c.to_vec()))
+        .collect()
+}
+
+/// The userspace walk behind [`mkdir_all_in_root`] and [`create_file_in_root`].
+/// `dirs` holds an fd per directory entered, `dirs[0]` being the rootfs, so `..`
+/// pops (and stops at the rootfs) and an absolute symlink truncates to it.
+fn walk_creating(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Result<OwnedFd> {
+    let mut dirs = vec![root.try_clone_to_owned().context("dup rootfs fd")?];
+    let mut todo = split_components(path);
+    let mut symlinks = 0;
+    for _ in 0..MAX_WALK_STEPS {
+        let Some(name) = todo.pop_front() else {
+            return match leaf {
+                Leaf::Dir => dirs.pop().ok_or_else(|| anyhow!("empty directory stack")),
+                Leaf::File => bail!("path names a directory"),
+            };
+        };
+        if name == ".." {
+            if dirs.len() > 1 {
+                dirs.pop();
+            }
+            continue;
+        }
+        let is_last = todo.is_empty();
+        let dir = dirs.last().ok_or_else(|| anyhow!("empty directory stack"))?;
+        let st = match fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => {
+                create_missing(dir, &name, mode, is_last && leaf == Leaf::File)?;
+                // Look again: whatever is there now goes through the checks below.
+                todo.push_front(name);
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("stat {name:?}")),
+        };
+        match file_type(&st) {
+            SFlag::S_IFLNK => {
+                symlinks += 1;
+                if symlinks > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP).context("too many symlinks");
+                }
+                let target = readlinkat(Some(dir.as_raw_fd()), name.as_os_str())
+                    .with_context(|| format!("readlink {name:?}"))?;
+                if target.as_bytes().starts_with(b"/") {
+                    dirs.truncate(1);
+                }
+                for comp in split_components(Path::new(&target)).into_iter().rev() {
+                    todo.push_front(comp);
+                }
+            }
+            SFlag::S_IFDIR => {
+                let (fd, st) = open_nofollow_at(dir.as_fd(), &name, OFlag::O_DIRECTORY)?;
+                if file_type(&st) != SFlag::S_IFDIR {
+                    bail!("{name:?} changed while resolving");
+                }
+                dirs.push(fd);
+            }
+            _ if is_last && leaf == Leaf::File => {
+                return create_file_at(dir.as_fd(), &name, mode);
+            }
+            _ => return Err(Errno::ENOTDIR).with_context(|| format!("{name:?} is not a directory")),
+        }
+    }
+    Err(Errno::ELOOP).context("path resolution did not settle")
+}
+
+fn create_missing(dir: &OwnedFd, name: &OsStr, mode: u32, as_file: bool) -> Result<()> {
+    let mode = Mode::from_bits_truncate(mode);
+    let res = if as_file {
+        mknodat(Some(dir.as_raw_fd()), name, SFlag::S_IFREG, mode, 0)
+    } else {
+        mkdirat(Some(dir.as_raw_fd()), name, mode)
+    };
+    match res {
+        // EEXIST: created concurrently; the caller looks again.
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("create {name:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_drops_empty_and_dot() {
+        let parts: Vec<_> = split_components(Path::new("//a/./b/../c/")).into();
+        assert_eq!(parts, vec!["a", "b", "..", "c"]);
+    }
+
+    #[test]
+    fn fd_path_names_proc_self_fd() {
+        let file = std::fs::File::open("/").unwrap();
+        let fd = file.as_fd();
+        assert_eq!(fd_path(fd), PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+    }
+
+    /// A scratch dir holding `root/` and `outside/`, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("paddock-safepath-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("root")).unwrap();
+            std::fs::create_dir_all(dir.join("outside")).unwrap();
+            Scratch(dir)
+        }
+        fn root(&self) -> OwnedFd {
+            std::fs::File::open(self.0.join("root")).unwrap().into()
+        }
+        fn outside_is_empty(&self) -> bool {
+            std::fs::read_dir(self.0.join("outside")).unwrap().next().is_none()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn mkdir_all_follows_escaping_symlinks_inside_root() {
+        let s = Scratch::new("mkdir");
+        let outside = s.0.join("outside");
+        std::os::unix::fs::symlink("../../../outside", s.0.join("root/rel")).unwrap();
+        std::os::unix::fs::symlink(&outside, s.0.join("root/abs")).unwrap();
+        let root = s.root();
+        mkdir_all_in_root(root.as_fd(), Path::new("/rel/sub"), 0o755).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("abs/x/../y"), 0o755).unwrap();
+        assert!(s.outside_is_empty());
+        assert!(s.0.join("root/outside/sub").is_dir());
+        assert!(s.0.join("root").join(outside.strip_prefix("/").unwrap()).join("y").is_dir());
+    }
+
+    #[test]
+    fn create_file_follows_dangling_symlink_chain_inside_root() {
+        let s = Scratch::new("file");
+        std::fs::create_dir(s.0.join("root/etc")).unwrap();
+        std::os::unix::fs::symlink("/jump/baz/hosts", s.0.join("root/etc/hosts")).unwrap();
+        std::os::unix::fs::symlink("/tmp/foo/bar", s.0.join("root/jump")).unwrap();
+        let root = s.root();
+        let fd = create_file_in_root(root.as_fd(), Path::new("/etc/hosts"), 0o644).unwrap();
+        let st = fstat(fd.as_raw_fd()).unwrap();
+        assert_eq!(file_type(&st), SFlag::S_IFREG);
+        assert!(s.0.join("root/tmp/foo/bar/baz/hosts").is_file());
+        // Now the path opens through the kernel's scoped lookup too.
+        open_in_root(root.as_fd(), Path::new("/etc/hosts"), libc::O_PATH).unwrap();
+    }
+
+    #[test]
+    fn open_in_root_reports_missing_paths_as_not_found() {
+        let s = Scratch::new("open");
+        std::os::unix::fs::symlink("/", s.0.join("root/up")).unwrap();
+        let root = s.root();
+        let err = open_in_root(root.as_fd(), Path::new("/up/outside"), libc::O_PATH).unwrap_err();
+        assert!(is_not_found(&err), "{err:#}");
+    }
+
+    #[test]
+    fn create_file_at_refuses_symlinks() {
+        let s = Scratch::new("nofollow");
+        std::os::unix::fs::symlink(s.0.join("outside/x"), s.0.join("root/console")).unwrap();
+        let root = s.root();
+        assert!(create_file_at(root.as_fd(), OsStr::new("console"), 0o600).is_err());
+        assert!(s.outside_is_empty());
+    }
+}

@@ -1,0 +1,51 @@
+# paddock: see README.md. `make demo` and `make test` work on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+BIN := target/$(TARGET)/release/paddock
+# glibc linked statically: one self-contained binary (libseccomp is static via build.rs).
+STATIC_FLAGS := -C target-feature=+crt-static
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps
+DEMO_DIR := demo
+
+.PHONY: all deps build demo test test-unit test-integration bench lint install clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --locked --target $(TARGET)
+	@ldd $(BIN) 2>&1 | grep -q "not a dynamic executable" || { echo "$(BIN) is not static"; exit 1; }
+	@ls -l $(BIN)
+
+demo: build
+	scripts/make-bundle.sh $(DEMO_DIR) sh -c 'echo "hostname: $$(hostname)"; ps; id'
+	$(BIN) run --bundle $(DEMO_DIR) paddock-demo
+
+test: build test-unit test-integration
+
+test-unit:
+	$(CARGO) test --locked --bins
+
+test-integration: build
+	PADDOCK_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test '*' -- --test-threads=4
+
+bench: build
+	bench/run.sh $(BIN)
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+install: build
+	install -m 0755 $(BIN) /usr/local/bin/paddock
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO_DIR)

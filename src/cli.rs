@@ -1,0 +1,269 @@
+//! runc-compatible command line. Go's flag packages accept `-flag`, `--flag`,
+//! `--flag=value` and `--flag value`; clap only knows the double-dash forms, so
+//! `normalize_args` rewrites single-dash long flags before parsing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "paddock",
+    about = "paddock: a low-level OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// root directory for storage of container state
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// write runtime log lines to this file
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// log format: text or json
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// use the systemd cgroup driver (remembered in the container's state)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// accepted for compatibility: true, false or auto
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// print the version
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// create a container
+    Create(CreateArgs),
+    /// start a created container
+    Start(IdArg),
+    /// create and start a container, then wait for it
+    Run(RunArgs),
+    /// output the state of a container
+    State(IdArg),
+    /// send a signal to the container's init process
+    Kill(KillArgs),
+    /// delete a container and everything the runtime made for it
+    Delete(DeleteArgs),
+    /// list containers
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// write a default config.json
+    Spec(SpecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// path to the bundle directory (default: current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// file to write the container's init pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// unix socket that receives the pty master when process.terminal is true
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// pass N extra file descriptors (3 .. 3+N-1) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// use MS_MOVE and chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// do not create a new session keyring for the container
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// do not wait for the container; return once it is started
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// send the signal to every process in the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// the container ID
+    pub id: String,
+    /// signal name or number (default SIGTERM)
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// kill the container first if it is still running
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// output format: table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: ListFormat,
+    /// print only container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// bundle directory to write config.json into
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// write a config for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+/// Long flags callers may spell Go-style with a single dash (`-root`, `-log-format=json`).
+const LONG_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "debug",
+    "systemd-cgroup",
+    "rootless",
+    "version",
+    "bundle",
+    "pid-file",
+    "console-socket",
+    "preserve-fds",
+    "no-pivot",
+    "no-new-keyring",
+    "detach",
+    "keep",
+    "all",
+    "force",
+    "format",
+    "quiet",
+    "help",
+];
+
+/// Rewrites `-flag[=v]` to `--flag[=v]` for known long flags, up to the first `--`.
+pub fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if arg == "--" {
+            passthrough = true;
+        }
+        if !passthrough && is_single_dash_long_flag(&arg) {
+            out.push(format!("-{arg}"));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+fn is_single_dash_long_flag(arg: &str) -> bool {
+    let Some(rest) = arg.strip_prefix('-') else {
+        return false;
+    };
+    if rest.starts_with('-') {
+        return false;
+    }
+    let name = rest.split('=').next().unwrap_or(rest);
+    LONG_FLAGS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(v: &[&str]) -> Vec<String> {
+        normalize_args(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn single_dash_long_flags_become_double_dash() {
+        assert_eq!(
+            norm(&["paddock", "-root", "/r", "-log-format=json", "kill", "-a", "x"]),
+            ["paddock", "--root", "/r", "--log-format=json", "kill", "-a", "x"]
+        );
+    }
+
+    #[test]
+    fn go_style_spellings_parse() {
+        let cli = Cli::try_parse_from(norm(&[
+            "paddock",
+            "--log-format",
+            "json",
+            "-root=/tmp/r",
+            "create",
+            "-bundle",
+            "/b",
+            "--pid-file=/p",
+            "id1",
+        ]))
+        .unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.root.unwrap(), PathBuf::from("/tmp/r"));
+        match cli.command.unwrap() {
+            Command::Create(c) => {
+                assert_eq!(c.bundle, PathBuf::from("/b"));
+                assert_eq!(c.pid_file.unwrap(), PathBuf::from("/p"));
+                assert_eq!(c.id, "id1");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kill_takes_numeric_signal_and_global_flag_after_verb() {
+        let cli = Cli::try_parse_from(norm(&["paddock", "kill", "--all", "c", "9", "--debug"]))
+            .unwrap();
+        assert!(cli.debug);
+        match cli.command.unwrap() {
+            Command::Kill(k) => {
+                assert!(k.all);
+                assert_eq!(k.signal, "9");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn passthrough_after_double_dash() {
+        assert_eq!(norm(&["a", "--", "-all"]), ["a", "--", "-all"]);
+    }
+}

@@ -1,0 +1,161 @@
+use std::fs;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::Globals;
+use crate::cli::CreateArgs;
+use crate::linux::cgroups::{self, Cgroup};
+use crate::process::{self, Launch};
+use crate::spec::{self, Bundle};
+use crate::state::{Container, StateDir, Status};
+
+/// A created container: init is blocked on the exec fifo, a child of this process.
+pub struct Created {
+    pub pid: i32,
+}
+
+pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
+    create_container(g, args).map(|_| ())
+}
+
+/// Validates everything first, then makes the state dir, cgroup and init; on any
+/// error after that point all of them are removed again.
+pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
+    crate::state::validate_id(&args.id)?;
+    let bundle = spec::load(&args.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal && args.console_socket.is_none() {
+        bail!("--console-socket: required when process.terminal is true");
+    }
+    if !terminal && args.console_socket.is_some() {
+        bail!("--console-socket: given but process.terminal is false");
+    }
+    check_preserved_fds(args.preserve_fds)?;
+    let console = args.console_socket.as_deref().map(connect_console).transpose()?;
+    let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id)?;
+
+    let sd = StateDir::create(&g.root, &args.id)?;
+    let mut container = Container {
+        id: args.id.clone(),
+        recorded: Status::Creating,
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logger::rfc3339_now(),
+        owner: crate::state::owner_name(&sd.dir),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup_path: cg_rel.to_string_lossy().into_owned(),
+        systemd_cgroup: g.systemd_cgroup,
+        private_pid_ns: bundle.ns.has(libc::CLONE_NEWPID),
+        hooks: bundle.spec.hooks().clone(),
+    };
+    let result = sd
+        .save(&container)
+        .and_then(|()| Cgroup::create(&cg_rel))
+        .and_then(|cg| {
+            let r = launch(&sd, &bundle, args, console, &cg, &mut container);
+            if r.is_err() {
+                let _ = cg.remove();
+            }
+            r
+        });
+    let pid = match result {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = sd.remove();
+            return Err(e);
+        }
+    };
+    container.recorded = Status::Created;
+    let finish = sd.save(&container).and_then(|()| match &args.pid_file {
+        Some(p) => write_pid_file(p, pid),
+        None => Ok(()),
+    });
+    if let Err(e) = finish {
+        process::kill_and_reap(pid);
+        if let Ok(cg) = Cgroup::open(&cg_rel) {
+            let _ = cg.remove();
+        }
+        let _ = sd.remove();
+        return Err(e);
+    }
+    Ok(Created { pid })
+}
+
+fn launch(
+    sd: &StateDir,
+    bundle: &Bundle,
+    args: &CreateArgs,
+    console: Option<OwnedFd>,
+    cg: &Cgroup,
+    container: &mut Container,
+) -> Result<i32> {
+    let fifo = make_exec_fifo(&sd.fifo_path())?;
+    let launch = Launch {
+        bundle,
+        id: &args.id,
+        fifo,
+        console,
+        preserve_fds: args.preserve_fds,
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        close_in_child: vec![sd.lock_fd()],
+    };
+    process::spawn_init(launch, cg, container, &mut |c| sd.save(c))
+}
+
+/// The fifo init blocks on until `start`; opened read-write so init never sees EOF.
+fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("create exec fifo {}", path.display()))?;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("open exec fifo {}", path.display()))?;
+    Ok(f.into())
+}
+
+fn connect_console(path: &Path) -> Result<OwnedFd> {
+    let s = UnixStream::connect(path)
+        .with_context(|| format!("--console-socket: connect {}", path.display()))?;
+    Ok(s.into())
+}
+
+/// Fds 3..3+N must be open, or our own fds could land there and leak into the container.
+fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            bail!("--preserve-fds: fd {fd} is not open");
+        }
+    }
+    Ok(())
+}
+
+/// Decimal digits only, no newline, via a temporary file and rename.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("--pid-file: not a file path")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .with_context(|| format!("--pid-file: create {}", tmp.display()))?;
+    f.write_all(pid.to_string().as_bytes())
+        .with_context(|| format!("--pid-file: write {}", tmp.display()))?;
+    drop(f);
+    fs::rename(&tmp, path).with_context(|| format!("--pid-file: rename to {}", path.display()))
+}

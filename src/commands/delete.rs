@@ -1,0 +1,74 @@
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::Globals;
+use crate::cli::DeleteArgs;
+use crate::error::RuntimeError;
+use crate::linux::{cgroups::Cgroup, hooks};
+use crate::state::{is_alive, Container, StateDir, Status};
+
+/// How long delete waits for killed processes to be gone before removing the cgroup.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
+    let sd = StateDir::open(&g.root, &args.id)?;
+    let c = match sd.load() {
+        Ok(c) => c,
+        // `create` was killed before it wrote any state: nothing but the dir to remove.
+        Err(e) if args.force && matches!(e.downcast_ref(), Some(RuntimeError::NotExist)) => {
+            return sd.remove();
+        }
+        Err(e) => return Err(e),
+    };
+    match c.status() {
+        Status::Stopped | Status::Created | Status::Creating => {}
+        s @ (Status::Running | Status::Paused) if !args.force => {
+            bail!("cannot delete container {} that is not stopped: {}", c.id, s.as_str())
+        }
+        Status::Running | Status::Paused => {}
+    }
+    destroy(sd, &c)
+}
+
+/// Kills whatever is left, removes the cgroup, runs poststop hooks and the state dir.
+pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
+    let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
+    kill_everything(c, &cg);
+    cg.remove()?;
+    if let Some(h) = &c.hooks {
+        let poststop = h.poststop().as_deref().unwrap_or_default();
+        // The spec: a failing poststop hook is a warning; deletion goes on.
+        if let Err(e) = hooks::run_hooks("poststop", poststop, &c.hook_state(Status::Stopped)) {
+            crate::logger::warn(&format!("{e:#}"));
+            crate::logger::write_stderr(&format!("warning: {e:#}\n"));
+        }
+    }
+    sd.remove()
+}
+
+fn kill_everything(c: &Container, cg: &Cgroup) {
+    let deadline = Instant::now() + KILL_WAIT;
+    loop {
+        let init_alive = c.pid > 0 && is_alive(c.pid, c.start_time);
+        let pids = cg.pids();
+        if !init_alive && pids.is_empty() {
+            return;
+        }
+        // SAFETY: SIGKILL to the verified init and to members of the container's cgroup.
+        unsafe {
+            if init_alive {
+                libc::kill(c.pid, libc::SIGKILL);
+            }
+            for pid in pids {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,19 @@
+//! One thin orchestrator per subcommand.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod spec_default;
+pub mod start;
+pub mod state;
+
+use std::path::PathBuf;
+
+/// Global flags every command may need.
+pub struct Globals {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}

@@ -1,0 +1,62 @@
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::Result;
+
+use super::{create, start, Globals};
+use crate::cli::RunArgs;
+use crate::state::StateDir;
+
+static INIT_PID: AtomicI32 = AtomicI32::new(0);
+
+/// create + start; in the foreground, forwards signals, waits, deletes, and
+/// returns the container's exit code (128+signal when it was killed).
+pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
+    let id = &args.create.id;
+    let created = create::create_container(g, &args.create)?;
+    if let Err(e) = start::start(g, id) {
+        remove(g, id);
+        return Err(e);
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    INIT_PID.store(created.pid, Ordering::SeqCst);
+    forward_signals();
+    let code = crate::process::wait_exit_code(created.pid)?;
+    if !args.keep {
+        remove(g, id);
+    }
+    Ok(code)
+}
+
+fn remove(g: &Globals, id: &str) {
+    let result = StateDir::open(&g.root, id)
+        .and_then(|sd| sd.load().map(|c| (sd, c)))
+        .and_then(|(sd, c)| super::delete::destroy(sd, &c));
+    if let Err(e) = result {
+        crate::logger::warn(&format!("remove container {id}: {e:#}"));
+    }
+}
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = INIT_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn forward_signals() {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: installing an async-signal-safe handler.
+        unsafe { libc::signal(sig, forward as libc::sighandler_t) };
+    }
+}

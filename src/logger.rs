@@ -1,0 +1,131 @@
+//! `--log FILE --log-format text|json`. containerd keeps the last JSON line with
+//! level "error" and decodes `time` as RFC 3339; Podman reads the whole file as one
+//! object on create failure, so an error is logged exactly once. Stderr writes
+//! ignore failures: callers may close stderr before reading our stdout.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::cli::LogFormat;
+
+struct Logger {
+    file: Option<File>,
+    format: LogFormat,
+    debug: bool,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
+    let file = match path {
+        Some(p) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(p)
+                .with_context(|| format!("--log: open {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let _ = LOGGER.set(Logger {
+        file,
+        format,
+        debug,
+    });
+    Ok(())
+}
+
+/// The error that ends a command: one plain line on stderr, one line in the log.
+pub fn error(msg: &str) {
+    write_stderr(&format!("{msg}\n"));
+    write_log("error", msg);
+}
+
+pub fn warn(msg: &str) {
+    write_log("warning", msg);
+}
+
+pub fn debug(msg: &str) {
+    if LOGGER.get().is_some_and(|l| l.debug) {
+        write_log("debug", msg);
+    }
+}
+
+pub fn write_stderr(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+fn write_log(level: &str, msg: &str) {
+    let Some(logger) = LOGGER.get() else {
+        return;
+    };
+    let Some(mut file) = logger.file.as_ref() else {
+        return;
+    };
+    let time = rfc3339_now();
+    let line = match logger.format {
+        LogFormat::Json => {
+            let obj = serde_json::json!({ "level": level, "msg": msg, "time": time });
+            format!("{obj}\n")
+        }
+        LogFormat::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
+    };
+    let _ = file.write_all(line.as_bytes());
+}
+
+pub fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// Formats a UTC timestamp as RFC 3339 with nanoseconds, as Go's time.RFC3339Nano.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_415_270, 5),
+            "2026-11-23T06:27:50.000000005Z"
+        );
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,364 @@
+//! Child side of create: the container's init, from clone() to execve. One call
+//! per step; the order is the point of this file, and each constraint says why.
+//! Nothing here may panic: every error goes back to the parent as a message.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Process, Spec};
+
+use super::channel::{Channel, Message};
+use crate::linux::{caps, devices, hooks, mounts, namespaces, rlimits, rootfs, sysctl, tty};
+use crate::spec::{search_path, Bundle};
+
+pub struct InitArgs<'a> {
+    pub bundle: &'a Bundle,
+    pub id: &'a str,
+    pub chan: Channel,
+    pub fifo: OwnedFd,
+    pub console: Option<OwnedFd>,
+    /// Namespaces to join by path, user first and mount last (pid/time: done by the parent).
+    pub joins: Vec<(OwnedFd, libc::c_int)>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub close_fds: Vec<RawFd>,
+}
+
+pub fn run(args: InitArgs<'_>) -> ! {
+    let err = match setup(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let message = format!("{err:#}");
+    // After Ready the parent is gone; then stderr is the only place left to say it.
+    if args.chan.send(&Message::Error { message: message.clone() }).is_err() {
+        crate::logger::write_stderr(&format!("paddock init: {message}\n"));
+    }
+    // SAFETY: _exit skips destructors and atexit handlers that belong to the parent.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+    for fd in &a.close_fds {
+        // SAFETY: closing our inherited copy; the state-dir lock must not outlive create.
+        unsafe { libc::close(*fd) };
+    }
+    let spec = &a.bundle.spec;
+    let process = spec.process().as_ref().context("process: missing")?;
+    let linux = spec.linux().as_ref().context("linux: missing")?;
+    let plan = &a.bundle.ns;
+
+    // The parent has placed us in the cgroup and written the id maps by now.
+    let state = match a.chan.recv()? {
+        Some(Message::Continue { state }) => state,
+        other => bail!("protocol error: expected Continue, got {other:?}"),
+    };
+    if plan.new_user() {
+        become_namespace_root(spec)?;
+    }
+    for (fd, flag) in &a.joins {
+        namespaces::setns(fd, *flag, "joined namespace")?;
+    }
+    if plan.new_cgroup {
+        // Unshared only now, inside the container's cgroup, so that cgroup is its root.
+        unshare(libc::CLONE_NEWCGROUP, "cgroup namespace")?;
+    }
+    set_uts_names(spec)?;
+    if !a.no_new_keyring {
+        join_session_keyring(a.id);
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        // Through the host /proc, before privileges drop (lowering needs CAP_SYS_RESOURCE).
+        fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .context("process.oomScoreAdj: write /proc/self/oom_score_adj")?;
+    }
+
+    let in_userns = plan.has(libc::CLONE_NEWUSER);
+    rootfs::set_root_propagation(linux.rootfs_propagation().as_deref())?;
+    let root = rootfs::bind_rootfs(&a.bundle.rootfs)?;
+    mounts::mount_all(
+        root.as_fd(),
+        &a.bundle.rootfs,
+        spec.mounts().as_deref().unwrap_or_default(),
+        &a.bundle.dir,
+        in_userns,
+    )?;
+    devices::create_default_devices(root.as_fd(), in_userns, linux.devices().as_deref().unwrap_or_default())?;
+    let pty_slave = if process.terminal().unwrap_or(false) {
+        Some(setup_console(a, process, root.as_fd())?)
+    } else {
+        None
+    };
+
+    // prestart and createRuntime run in the runtime's namespaces, after the mounts
+    // and before pivot_root; the parent runs them when asked.
+    a.chan.send(&Message::RunHooks)?;
+    a.chan.expect(Message::HooksDone)?;
+    if let Some(h) = spec.hooks() {
+        hooks::run_hooks("createContainer", h.create_container().as_deref().unwrap_or_default(), &with_status(&state, "created"))?;
+    }
+
+    if let Some(s) = linux.sysctl() {
+        // Through the host /proc, which the container cannot have tampered with.
+        sysctl::apply(s)?;
+    }
+    rootfs::mask_paths(root.as_fd(), linux.masked_paths().as_deref().unwrap_or_default())?;
+    rootfs::readonly_paths(root.as_fd(), linux.readonly_paths().as_deref().unwrap_or_default())?;
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        rootfs::make_root_readonly(root.as_fd())?;
+    }
+    if a.no_pivot {
+        rootfs::move_root_no_pivot(root.as_fd(), &a.bundle.rootfs)?;
+    } else {
+        rootfs::pivot_root(root.as_fd())?;
+    }
+    drop(root);
+    rootfs::apply_propagation_after_pivot(linux.rootfs_propagation().as_deref())?;
+
+    // Raising hard limits needs CAP_SYS_RESOURCE, so before the user changes.
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    // SAFETY: setsid has no preconditions; init leads a new session.
+    unsafe { libc::setsid() };
+    if let Some(slave) = &pty_slave {
+        tty::make_controlling_stdio(slave.as_fd())?;
+    }
+    drop(pty_slave);
+    if let Some(mask) = process.user().umask() {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    // Resolved now so that a missing program fails `create`, not `start`.
+    let exe = find_executable(process)?;
+    chdir_inside(process.cwd())?;
+    set_user(process)?;
+    caps::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
+    }
+    keep_only_container_fds(a.preserve_fds)?;
+    reset_signals();
+
+    a.chan.send(&Message::Ready)?;
+    wait_for_start(&a.fifo)?;
+    if let Some(h) = spec.hooks() {
+        hooks::run_hooks("startContainer", h.start_container().as_deref().unwrap_or_default(), &with_status(&state, "created"))?;
+    }
+    exec(&exe, process)
+}
+
+fn with_status(state: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = status.into();
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
+}
+
+fn unshare(flag: libc::c_int, what: &str) -> Result<()> {
+    // SAFETY: unshare with a valid flag.
+    if unsafe { libc::unshare(flag) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("unshare {what}"));
+    }
+    Ok(())
+}
+
+fn prctl(option: libc::c_int, arg: libc::c_ulong, what: &str) -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(option, arg, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context(what.to_string());
+    }
+    Ok(())
+}
+
+/// In a new user namespace, become its uid/gid 0 when mapped, so the namespaces
+/// created with it are ours to set up.
+fn become_namespace_root(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    if namespaces::maps_contain(linux.gid_mappings().as_deref().unwrap_or_default(), 0) {
+        // SAFETY: plain id change.
+        if unsafe { libc::setresgid(0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("setresgid 0 in user namespace");
+        }
+    }
+    if namespaces::maps_contain(linux.uid_mappings().as_deref().unwrap_or_default(), 0) {
+        // SAFETY: plain id change.
+        if unsafe { libc::setresuid(0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("setresuid 0 in user namespace");
+        }
+    }
+    Ok(())
+}
+
+fn set_uts_names(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).with_context(|| format!("hostname: set {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer and length of a live buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("domainname: set {d:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// A fresh session keyring named after the container, so containers do not share
+/// the caller's keys. Kernels without keyrings (or seccomp'd hosts) just go without.
+fn join_session_keyring(id: &str) {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let Ok(name) = CString::new(format!("_ses.{id}")) else {
+        return;
+    };
+    // SAFETY: keyctl with a NUL-terminated name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        crate::logger::debug("could not join a new session keyring");
+    }
+}
+
+fn setup_console(a: &InitArgs<'_>, process: &Process, root: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    let socket = a
+        .console
+        .as_ref()
+        .context("process.terminal: true, but no --console-socket was given")?;
+    let (master, slave) = tty::open_pty(root)?;
+    tty::set_size(master.as_fd(), process.console_size().as_ref())?;
+    tty::send_to_console_socket(socket.as_fd(), master.as_fd())?;
+    devices::bind_console(root, slave.as_fd())?;
+    Ok(slave)
+}
+
+/// args[0] as execve will find it: a path, or a search of PATH from process.env.
+fn find_executable(process: &Process) -> Result<PathBuf> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let prog = args.first().context("process.args: empty")?;
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        vec![if p.is_absolute() { p } else { process.cwd().join(p) }]
+    } else {
+        search_path(process.env().as_deref().unwrap_or_default())
+            .into_iter()
+            .map(|d| d.join(prog))
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .find(|c| fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .with_context(|| format!("process.args[0]: executable {prog:?} not found in the container"))
+}
+
+/// chdir, then check the kernel agrees we are where we asked to be: a cwd like
+/// /proc/self/fd/N must never leave us outside the container (CVE-2024-21626).
+fn chdir_inside(cwd: &Path) -> Result<()> {
+    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
+    let actual = nix::unistd::getcwd().with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
+    if !actual.is_absolute() {
+        bail!("process.cwd: {} is outside the container", cwd.display());
+    }
+    Ok(())
+}
+
+/// Exactly the configured groups, then gid, then uid; capabilities survive the
+/// uid change only through KEEPCAPS, and are then set exactly by caps::apply.
+fn set_user(process: &Process) -> Result<()> {
+    let user = process.user();
+    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: pointer and length of a live vector.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+        let err = std::io::Error::last_os_error();
+        // In a user namespace whose setgroups is denied, an empty list is the only option.
+        if !(groups.is_empty() && err.raw_os_error() == Some(libc::EPERM)) {
+            return Err(err).context("process.user.additionalGids: setgroups");
+        }
+    }
+    caps::prepare_for_setuid()?;
+    // SAFETY: plain id changes.
+    if unsafe { libc::setresgid(user.gid(), user.gid(), user.gid()) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("process.user.gid: setresgid {}", user.gid()));
+    }
+    // SAFETY: plain id changes.
+    if unsafe { libc::setresuid(user.uid(), user.uid(), user.uid()) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("process.user.uid: setresuid {}", user.uid()));
+    }
+    Ok(())
+}
+
+/// Every fd from 3+N up becomes close-on-exec; 3..3+N are handed to the program.
+fn keep_only_container_fds(preserve: u32) -> Result<()> {
+    let first = 3 + preserve;
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags here.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error()).context("close_range");
+    }
+    for fd in 3..first as RawFd {
+        // SAFETY: clearing FD_CLOEXEC on an fd the caller asked us to pass on.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("--preserve-fds: fd {fd}"));
+        }
+    }
+    Ok(())
+}
+
+/// Rust ignores SIGPIPE, and an ignored signal stays ignored across execve.
+fn reset_signals() {
+    // SAFETY: restoring default dispositions and an empty mask.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Blocks until `paddock start` writes a byte into the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        // SAFETY: read into a one-byte buffer.
+        let n = unsafe { libc::read(fifo.as_raw_fd(), byte.as_mut_ptr().cast(), 1) };
+        if n == 1 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if n < 0 && err.raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        bail!("wait for start on the exec fifo: {err}");
+    }
+}
+
+fn exec(exe: &Path, process: &Process) -> Result<Infallible> {
+    let to_c = |s: &str| CString::new(s).with_context(|| format!("process: NUL byte in {s:?}"));
+    let path = CString::new(exe.as_os_str().as_bytes()).context("process.args[0]: NUL byte")?;
+    let args = process
+        .args()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| to_c(s))
+        .collect::<Result<Vec<_>>>()?;
+    let env = process
+        .env()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| to_c(s))
+        .collect::<Result<Vec<_>>>()?;
+    match nix::unistd::execve(&path, &args, &env) {
+        Ok(never) => match never {},
+        Err(err) => Err(err).with_context(|| format!("exec {}", exe.display())),
+    }
+}

@@ -1,0 +1,236 @@
+//! Parent side of create: one clone() into the new namespaces, then the typed
+//! sync with init (see channel.rs for the protocol). Only this file and init.rs
+//! know the order of setup steps.
+
+pub mod channel;
+mod init;
+
+use std::fs::{self, File};
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::{bail, Context, Result};
+
+use crate::linux::{cgroups::Cgroup, hooks, namespaces};
+use crate::spec::Bundle;
+use crate::state::{Container, Status};
+use channel::Message;
+
+/// Everything create hands to init.
+pub struct Launch<'a> {
+    pub bundle: &'a Bundle,
+    pub id: &'a str,
+    /// Opened by the parent: init may run as a user that cannot open the state dir.
+    pub fifo: OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Parent-only fds (the state-dir lock) that init must close at once.
+    pub close_in_child: Vec<RawFd>,
+}
+
+/// Clones init, places it in `cgroup`, writes its id maps, runs the runtime-namespace
+/// hooks when init asks, and returns init's pid once init is Ready. `record_pid` runs
+/// as soon as the pid is known so that `delete --force` can find a half-made container.
+pub fn spawn_init(
+    launch: Launch<'_>,
+    cgroup: &Cgroup,
+    container: &mut Container,
+    record_pid: &mut dyn FnMut(&Container) -> Result<()>,
+) -> Result<i32> {
+    let plan = &launch.bundle.ns;
+    let mut joins = Vec::new();
+    for j in &plan.joins {
+        if j.flag != libc::CLONE_NEWPID && j.flag != libc::CLONE_NEWTIME {
+            joins.push((namespaces::open_ns(j)?, j.flag));
+        }
+    }
+    let (parent_end, child_end) = channel::pair()?;
+    let restore = enter_child_only_namespaces(launch.bundle)?;
+    let flags = plan.clone_flags;
+    // SAFETY: paddock is single-threaded, so a fork-style clone (no new stack) is
+    // as safe as fork(); the child only runs init::run and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+    if pid == 0 {
+        drop(parent_end);
+        init::run(init::InitArgs {
+            bundle: launch.bundle,
+            id: launch.id,
+            chan: child_end,
+            fifo: launch.fifo,
+            console: launch.console,
+            joins,
+            preserve_fds: launch.preserve_fds,
+            no_pivot: launch.no_pivot,
+            no_new_keyring: launch.no_new_keyring,
+            close_fds: launch.close_in_child,
+        });
+    }
+    let clone_err = std::io::Error::last_os_error();
+    restore_namespaces(restore)?;
+    drop(child_end);
+    drop(launch.fifo);
+    drop(launch.console);
+    if pid < 0 {
+        return Err(clone_err).context("clone container init");
+    }
+    let pid = pid as i32;
+    let result = drive_init(pid, &parent_end, launch.bundle, cgroup, container, record_pid);
+    if result.is_err() {
+        kill_and_reap(pid);
+    }
+    result.map(|()| pid)
+}
+
+fn drive_init(
+    pid: i32,
+    chan: &channel::Channel,
+    bundle: &Bundle,
+    cgroup: &Cgroup,
+    container: &mut Container,
+    record_pid: &mut dyn FnMut(&Container) -> Result<()>,
+) -> Result<()> {
+    container.pid = pid;
+    container.start_time = crate::state::proc_stat(pid)
+        .map(|(_, t)| t)
+        .context("read start time of container init")?;
+    record_pid(container)?;
+    cgroup.add(pid)?;
+    if bundle.ns.new_user() {
+        write_id_maps(pid, bundle)?;
+    }
+    chan.send(&Message::Continue {
+        state: container.hook_state(Status::Creating),
+    })?;
+    loop {
+        match chan.recv()? {
+            Some(Message::RunHooks) => {
+                let state = container.hook_state(Status::Creating);
+                if let Some(h) = bundle.spec.hooks() {
+                    #[allow(deprecated)]
+                    let prestart = h.prestart().as_deref().unwrap_or_default();
+                    hooks::run_hooks("prestart", prestart, &state)?;
+                    let create_runtime = h.create_runtime().as_deref().unwrap_or_default();
+                    hooks::run_hooks("createRuntime", create_runtime, &state)?;
+                }
+                chan.send(&Message::HooksDone)?;
+            }
+            Some(Message::Ready) => return Ok(()),
+            Some(Message::Error { message }) => bail!("{message}"),
+            Some(other) => bail!("protocol error: unexpected {other:?} from init"),
+            None => bail!("container init exited during setup"),
+        }
+    }
+}
+
+/// pid and time namespaces apply to children only: join (or create) them here,
+/// just for the clone, and return what restores the parent's own afterwards.
+fn enter_child_only_namespaces(bundle: &Bundle) -> Result<Vec<(OwnedFd, libc::c_int)>> {
+    let plan = &bundle.ns;
+    let mut restore = Vec::new();
+    for (flag, own) in [
+        (libc::CLONE_NEWPID, "/proc/self/ns/pid"),
+        (libc::CLONE_NEWTIME, "/proc/self/ns/time"),
+    ] {
+        let join = plan.join_of(flag);
+        let create = flag == libc::CLONE_NEWTIME && plan.new_time;
+        if join.is_none() && !create {
+            continue;
+        }
+        let own_fd: OwnedFd = File::options()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(own)
+            .with_context(|| format!("open {own}"))?
+            .into();
+        restore.push((own_fd, flag));
+        if let Some(j) = join {
+            let fd = namespaces::open_ns(j)?;
+            namespaces::setns(&fd, flag, &j.path.display().to_string())?;
+        } else {
+            unshare_time_with_offsets(bundle)?;
+        }
+    }
+    Ok(restore)
+}
+
+fn unshare_time_with_offsets(bundle: &Bundle) -> Result<()> {
+    // SAFETY: unshare with a valid flag.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("unshare time namespace");
+    }
+    let offsets = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+        .unwrap_or_default();
+    let mut text = String::new();
+    for (clock, off) in &offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            bail!("linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+        }
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    if !text.is_empty() {
+        // Offsets can only be written before the first process enters the namespace.
+        fs::write("/proc/self/timens_offsets", text).context("linux.timeOffsets: write /proc/self/timens_offsets")?;
+    }
+    Ok(())
+}
+
+fn restore_namespaces(restore: Vec<(OwnedFd, libc::c_int)>) -> Result<()> {
+    for (fd, flag) in restore {
+        namespaces::setns(&fd, flag, "back to the runtime's namespace")?;
+    }
+    Ok(())
+}
+
+fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
+    let Some(linux) = bundle.spec.linux() else {
+        return Ok(());
+    };
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let text = namespaces::map_text(maps.as_deref().unwrap_or_default());
+        let path = format!("/proc/{pid}/{file}");
+        fs::write(&path, text).with_context(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
+pub fn kill_and_reap(pid: i32) {
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
+/// Waits for our child `pid`; returns its exit code, 128+signal when killed.
+pub fn wait_exit_code(pid: i32) -> Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err).context("wait for container init");
+        }
+    }
+    Ok(if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    })
+}

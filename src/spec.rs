@@ -1,0 +1,289 @@
+//! Loads and validates a bundle's config.json. Every error names the field, and
+//! all of it runs before any kernel object or file exists.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::linux::{caps, devices, hooks, mounts, namespaces, rlimits, sysctl};
+
+/// A validated config with the absolute paths derived from it.
+pub struct Bundle {
+    pub spec: Spec,
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub ns: namespaces::Plan,
+}
+
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let dir = fs::canonicalize(bundle)
+        .with_context(|| format!("--bundle: {}", bundle.display()))?;
+    let config = dir.join("config.json");
+    let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
+    let spec = parse(&data)?;
+    let ns = validate(&spec)?;
+    let rootfs = rootfs_path(&spec, &dir)?;
+    check_executable(&spec, &rootfs)?;
+    Ok(Bundle {
+        spec,
+        dir,
+        rootfs,
+        ns,
+    })
+}
+
+/// Parses config.json; a type error names the JSON path of the bad value.
+pub fn parse(data: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            anyhow::anyhow!("config.json: {inner}")
+        } else {
+            anyhow::anyhow!("config.json: {path}: {inner}")
+        }
+    })?;
+    Ok(spec)
+}
+
+fn validate(spec: &Spec) -> Result<namespaces::Plan> {
+    check_version(spec.version())?;
+    let process = spec
+        .process()
+        .as_ref()
+        .context("process: missing (required to create a container)")?;
+    let args = process.args().as_deref().unwrap_or_default();
+    if args.is_empty() || args[0].is_empty() {
+        bail!("process.args: must name the program to run");
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "process.cwd: must be an absolute path, got {}",
+            process.cwd().display()
+        );
+    }
+    if let Some(r) = process.rlimits() {
+        rlimits::validate(r)?;
+    }
+    if let Some(c) = process.capabilities() {
+        caps::validate(c)?;
+    }
+    if process.terminal().unwrap_or(false) && process.console_size().is_some_and(|s| s.width() == 0 && s.height() == 0) {
+        bail!("process.consoleSize: width and height must not both be 0");
+    }
+    if let Some(m) = spec.mounts() {
+        mounts::validate(m)?;
+    }
+    if let Some(h) = spec.hooks() {
+        hooks::validate(h)?;
+    }
+    let linux = spec.linux().as_ref().context("linux: missing")?;
+    let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
+    if !ns.has(libc::CLONE_NEWNS) {
+        bail!("linux.namespaces: a mount namespace is required");
+    }
+    let user_ns = ns.has(libc::CLONE_NEWUSER);
+    let uid_maps = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid_maps = linux.gid_mappings().as_deref().unwrap_or_default();
+    namespaces::validate_mappings("linux.uidMappings", uid_maps)?;
+    namespaces::validate_mappings("linux.gidMappings", gid_maps)?;
+    if ns.new_user() && (uid_maps.is_empty() || gid_maps.is_empty()) {
+        bail!("linux.uidMappings: a new user namespace needs uidMappings and gidMappings");
+    }
+    if !user_ns && (!uid_maps.is_empty() || !gid_maps.is_empty()) {
+        bail!("linux.uidMappings: mappings given without a user namespace");
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
+        bail!("hostname: setting a hostname needs a private UTS namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
+        bail!("domainname: setting a domainname needs a private UTS namespace");
+    }
+    if linux.time_offsets().is_some() && !ns.new_time {
+        bail!("linux.timeOffsets: offsets need a new time namespace");
+    }
+    if ns.join_of(libc::CLONE_NEWUSER).is_some() && ns.clone_flags != 0 {
+        bail!("linux.namespaces: joining a user namespace by path while creating other namespaces is not supported");
+    }
+    if let Some(s) = linux.sysctl() {
+        let flags = sysctl::NamespaceFlags {
+            net: ns.has(libc::CLONE_NEWNET),
+            ipc: ns.has(libc::CLONE_NEWIPC),
+            uts: ns.has(libc::CLONE_NEWUTS),
+        };
+        sysctl::validate(s, &flags, spec.hostname().as_deref().is_some_and(|h| !h.is_empty()))?;
+    }
+    if let Some(d) = linux.devices() {
+        devices::validate(d)?;
+    }
+    if linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_some())
+        && linux.time_offsets().is_some()
+    {
+        bail!("linux.timeOffsets: offsets cannot be set when joining a time namespace");
+    }
+    Ok(ns)
+}
+
+fn check_version(v: &str) -> Result<()> {
+    let major = v.split('.').next().unwrap_or("");
+    if major != "1" {
+        bail!("ociVersion: unsupported version {v:?} (paddock supports 1.x)");
+    }
+    Ok(())
+}
+
+fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec.root().as_ref().context("root: missing")?;
+    let given = root.path();
+    let joined = if given.is_absolute() {
+        given.clone()
+    } else {
+        bundle.join(given)
+    };
+    let meta = fs::symlink_metadata(&joined)
+        .with_context(|| format!("root.path: {} does not exist", joined.display()))?;
+    if meta.file_type().is_symlink() {
+        bail!("root.path: {} is a symlink", joined.display());
+    }
+    if !meta.is_dir() {
+        bail!("root.path: {} is not a directory", joined.display());
+    }
+    fs::canonicalize(&joined).with_context(|| format!("root.path: {}", joined.display()))
+}
+
+/// Fails early when the program is plainly missing from the rootfs. Only checked
+/// when no mount could supply it; init checks again after the mounts are done.
+fn check_executable(spec: &Spec, rootfs: &Path) -> Result<()> {
+    let Some(process) = spec.process() else {
+        return Ok(());
+    };
+    let Some(prog) = process.args().as_ref().and_then(|a| a.first()) else {
+        return Ok(());
+    };
+    let mount_dests: Vec<&Path> = spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.destination().as_path())
+        .collect();
+    let candidates: Vec<PathBuf> = if prog.contains('/') {
+        if !prog.starts_with('/') {
+            return Ok(());
+        }
+        vec![PathBuf::from(prog)]
+    } else {
+        search_path(process.env().as_deref().unwrap_or_default())
+            .into_iter()
+            .map(|d| d.join(prog))
+            .collect()
+    };
+    if candidates.is_empty()
+        || candidates
+            .iter()
+            .any(|c| mount_dests.iter().any(|d| c.starts_with(d)))
+    {
+        return Ok(());
+    }
+    // Symlinks in the image are resolved by init later; only a plain absence is final here.
+    let found = candidates.iter().any(|c| {
+        let host = rootfs.join(c.strip_prefix("/").unwrap_or(c));
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => true,
+            Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
+            Err(_) => false,
+        }
+    });
+    if !found {
+        bail!("process.args[0]: executable {prog:?} not found in the container");
+    }
+    Ok(())
+}
+
+/// Directories of PATH from the process environment (or the usual default).
+pub fn search_path(env: &[String]) -> Vec<PathBuf> {
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<namespaces::Plan> {
+        validate(&parse(v.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        assert!(check(minimal()).is_ok());
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let mut v = minimal();
+        v["process"]["user"]["uid"] = "zero".into();
+        let e = check(v).unwrap_err().to_string();
+        assert!(e.contains("process.user.uid"), "{e}");
+        let e = parse(b"{\"ociVersion\": ").unwrap_err().to_string();
+        assert!(e.starts_with("config.json:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_major_version_is_rejected() {
+        let mut v = minimal();
+        v["ociVersion"] = "9.9".into();
+        assert!(check(v).unwrap_err().to_string().starts_with("ociVersion:"));
+    }
+
+    #[test]
+    fn relative_cwd_and_missing_args_are_rejected() {
+        let mut v = minimal();
+        v["process"]["cwd"] = "tmp".into();
+        assert!(check(v).unwrap_err().to_string().starts_with("process.cwd"));
+        let mut v = minimal();
+        v["process"]["args"] = serde_json::json!([]);
+        assert!(check(v).unwrap_err().to_string().starts_with("process.args"));
+    }
+
+    #[test]
+    fn hostname_needs_uts_and_maps_need_userns() {
+        let mut v = minimal();
+        v["hostname"] = "h".into();
+        assert!(check(v).unwrap_err().to_string().starts_with("hostname"));
+        let mut v = minimal();
+        v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        assert!(check(v).unwrap_err().to_string().starts_with("linux.uidMappings"));
+    }
+
+    #[test]
+    fn mount_namespace_is_required() {
+        let mut v = minimal();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        assert!(check(v).unwrap_err().to_string().contains("mount namespace"));
+    }
+}
