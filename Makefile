@@ -5,7 +5,7 @@ TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 BIN := target/$(TARGET)/release/paddock
 # glibc linked statically: one self-contained binary (libseccomp is static via build.rs).
 STATIC_FLAGS := -C target-feature=+crt-static
-APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
 DEMO_DIR := demo
 
 .PHONY: all deps build demo test test-unit test-integration bench lint install clean
@@ -21,7 +21,7 @@ deps:
 
 build: deps
 	RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --locked --target $(TARGET)
-	@ldd $(BIN) 2>&1 | grep -q "not a dynamic executable" || { echo "$(BIN) is not static"; exit 1; }
+	@ldd $(BIN) 2>&1 | grep -qE "not a dynamic executable|statically linked" || { echo "$(BIN) is not static"; exit 1; }
 	@ls -l $(BIN)
 
 demo: build

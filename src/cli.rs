@@ -28,8 +28,9 @@ pub struct Cli {
     /// use the systemd cgroup driver (remembered in the container's state)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// accepted for compatibility: true, false or auto
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// accepted for compatibility: true, false or auto (before the command, as in runc;
+    /// `spec --rootless` is the spec command's own flag)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// print the version
     #[arg(short = 'v', long = "version")]
@@ -217,8 +218,24 @@ mod tests {
     #[test]
     fn single_dash_long_flags_become_double_dash() {
         assert_eq!(
-            norm(&["paddock", "-root", "/r", "-log-format=json", "kill", "-a", "x"]),
-            ["paddock", "--root", "/r", "--log-format=json", "kill", "-a", "x"]
+            norm(&[
+                "paddock",
+                "-root",
+                "/r",
+                "-log-format=json",
+                "kill",
+                "-a",
+                "x"
+            ]),
+            [
+                "paddock",
+                "--root",
+                "/r",
+                "--log-format=json",
+                "kill",
+                "-a",
+                "x"
+            ]
         );
     }
 
@@ -250,8 +267,8 @@ mod tests {
 
     #[test]
     fn kill_takes_numeric_signal_and_global_flag_after_verb() {
-        let cli = Cli::try_parse_from(norm(&["paddock", "kill", "--all", "c", "9", "--debug"]))
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(norm(&["paddock", "kill", "--all", "c", "9", "--debug"])).unwrap();
         assert!(cli.debug);
         match cli.command.unwrap() {
             Command::Kill(k) => {

@@ -19,8 +19,8 @@ pub struct Bundle {
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
-    let dir = fs::canonicalize(bundle)
-        .with_context(|| format!("--bundle: {}", bundle.display()))?;
+    let dir =
+        fs::canonicalize(bundle).with_context(|| format!("--bundle: {}", bundle.display()))?;
     let config = dir.join("config.json");
     let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
     let spec = parse(&data)?;
@@ -72,7 +72,11 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     if let Some(c) = process.capabilities() {
         caps::validate(c)?;
     }
-    if process.terminal().unwrap_or(false) && process.console_size().is_some_and(|s| s.width() == 0 && s.height() == 0) {
+    if process.terminal().unwrap_or(false)
+        && process
+            .console_size()
+            .is_some_and(|s| s.width() == 0 && s.height() == 0)
+    {
         bail!("process.consoleSize: width and height must not both be 0");
     }
     if let Some(m) = spec.mounts() {
@@ -115,7 +119,11 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
             ipc: ns.has(libc::CLONE_NEWIPC),
             uts: ns.has(libc::CLONE_NEWUTS),
         };
-        sysctl::validate(s, &flags, spec.hostname().as_deref().is_some_and(|h| !h.is_empty()))?;
+        sysctl::validate(
+            s,
+            &flags,
+            spec.hostname().as_deref().is_some_and(|h| !h.is_empty()),
+        )?;
     }
     if let Some(d) = linux.devices() {
         devices::validate(d)?;
@@ -267,7 +275,10 @@ mod tests {
         assert!(check(v).unwrap_err().to_string().starts_with("process.cwd"));
         let mut v = minimal();
         v["process"]["args"] = serde_json::json!([]);
-        assert!(check(v).unwrap_err().to_string().starts_with("process.args"));
+        assert!(check(v)
+            .unwrap_err()
+            .to_string()
+            .starts_with("process.args"));
     }
 
     #[test]
@@ -276,14 +287,21 @@ mod tests {
         v["hostname"] = "h".into();
         assert!(check(v).unwrap_err().to_string().starts_with("hostname"));
         let mut v = minimal();
-        v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
-        assert!(check(v).unwrap_err().to_string().starts_with("linux.uidMappings"));
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        assert!(check(v)
+            .unwrap_err()
+            .to_string()
+            .starts_with("linux.uidMappings"));
     }
 
     #[test]
     fn mount_namespace_is_required() {
         let mut v = minimal();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v).unwrap_err().to_string().contains("mount namespace"));
+        assert!(check(v)
+            .unwrap_err()
+            .to_string()
+            .contains("mount namespace"));
     }
 }

@@ -107,7 +107,11 @@ impl Container {
         OciState {
             oci_version: OCI_VERSION,
             id: &self.id,
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status: status.as_str(),
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -121,7 +125,11 @@ impl Container {
     pub fn hook_state(&self, status: Status) -> String {
         let mut state = self.oci_state();
         state.status = status.as_str();
-        state.pid = if status == Status::Stopped { 0 } else { self.pid };
+        state.pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::to_string(&state).unwrap_or_default()
     }
 }
@@ -165,9 +173,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(RuntimeError::Exists.into())
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("create state dir {}", dir.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("create state dir {}", dir.display())),
         }
         let lock = lock_dir(&dir)?;
         Ok(StateDir { dir, lock })
@@ -313,7 +319,16 @@ mod tests {
         for ok in ["a", "abc-1.2_x+y", &"a".repeat(255)] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a\nb", "a b", &"a".repeat(256)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a\nb",
+            "a b",
+            &"a".repeat(256),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }
@@ -337,7 +352,9 @@ mod tests {
         let root = std::env::temp_dir().join(format!("paddock-state-test-{}", std::process::id()));
         let sd = StateDir::create(&root, "c1").unwrap();
         assert!(matches!(
-            StateDir::create(&root, "c1").unwrap_err().downcast_ref::<RuntimeError>(),
+            StateDir::create(&root, "c1")
+                .unwrap_err()
+                .downcast_ref::<RuntimeError>(),
             Some(RuntimeError::Exists)
         ));
         let c = Container {
@@ -360,7 +377,9 @@ mod tests {
         assert_eq!(list(&root).unwrap().len(), 1);
         sd.remove().unwrap();
         assert!(matches!(
-            StateDir::open(&root, "c1").unwrap_err().downcast_ref::<RuntimeError>(),
+            StateDir::open(&root, "c1")
+                .unwrap_err()
+                .downcast_ref::<RuntimeError>(),
             Some(RuntimeError::NotExist)
         ));
         fs::remove_dir_all(&root).unwrap();

@@ -28,7 +28,12 @@ pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
 pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
     crate::state::validate_id(&args.id)?;
     let bundle = spec::load(&args.bundle)?;
-    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     if terminal && args.console_socket.is_none() {
         bail!("--console-socket: required when process.terminal is true");
     }
@@ -36,8 +41,16 @@ pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
         bail!("--console-socket: given but process.terminal is false");
     }
     check_preserved_fds(args.preserve_fds)?;
-    let console = args.console_socket.as_deref().map(connect_console).transpose()?;
-    let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let console = args
+        .console_socket
+        .as_deref()
+        .map(connect_console)
+        .transpose()?;
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone());
     let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id)?;
 
     let sd = StateDir::create(&g.root, &args.id)?;
@@ -143,7 +156,10 @@ fn check_preserved_fds(n: u32) -> Result<()> {
 
 /// Decimal digits only, no newline, via a temporary file and rename.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("--pid-file: not a file path")?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     let mut f = fs::OpenOptions::new()

@@ -26,7 +26,11 @@ pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
     match c.status() {
         Status::Stopped | Status::Created | Status::Creating => {}
         s @ (Status::Running | Status::Paused) if !args.force => {
-            bail!("cannot delete container {} that is not stopped: {}", c.id, s.as_str())
+            bail!(
+                "cannot delete container {} that is not stopped: {}",
+                c.id,
+                s.as_str()
+            )
         }
         Status::Running | Status::Paused => {}
     }

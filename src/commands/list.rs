@@ -10,7 +10,10 @@ pub fn list(g: &Globals, args: &ListArgs) -> Result<()> {
         containers.iter().map(|c| format!("{}\n", c.id)).collect()
     } else if args.format == ListFormat::Json {
         let states: Vec<_> = containers.iter().map(|c| c.oci_state()).collect();
-        format!("{}\n", serde_json::to_string(&states).context("encode list")?)
+        format!(
+            "{}\n",
+            serde_json::to_string(&states).context("encode list")?
+        )
     } else {
         table(&containers)
     };
@@ -31,10 +34,16 @@ fn table(containers: &[crate::state::Container]) -> String {
             c.owner.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     rows.iter()
         .map(|r| {
-            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             format!("{}\n", cells.join("   ").trim_end())
         })
         .collect()

@@ -57,6 +57,6 @@ fn forward_signals() {
         libc::SIGWINCH,
     ] {
         // SAFETY: installing an async-signal-safe handler.
-        unsafe { libc::signal(sig, forward as libc::sighandler_t) };
+        unsafe { libc::signal(sig, forward as *const () as libc::sighandler_t) };
     }
 }

@@ -81,10 +81,17 @@ fn run_hook(kind: &str, hook: &Hook, state_json: &str) -> Result<()> {
     let flatten = |err: anyhow::Error| anyhow!("{}: {err:#}", describe());
     let mut command = build_command(hook).map_err(flatten)?;
     let mut child = command.spawn().context("start").map_err(flatten)?;
+    // A timeout too large to represent is as good as none.
     let deadline = hook
         .timeout()
-        .map(|secs| Instant::now() + Duration::from_secs(secs.unsigned_abs()));
-    match supervise(&mut child, state_json.as_bytes(), deadline).map_err(flatten)? {
+        .and_then(|secs| Instant::now().checked_add(Duration::from_secs(secs.unsigned_abs())));
+    let outcome = supervise(&mut child, state_json.as_bytes(), deadline);
+    if outcome.is_err() {
+        // Do not leave the hook running behind an error.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    match outcome.map_err(flatten)? {
         Some(status) if status.success() => Ok(()),
         Some(status) => bail!("{}: {}", describe(), describe_failure(status)),
         None => bail!(
@@ -212,9 +219,7 @@ mod tests {
     }
 
     fn temp_file(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("paddock-hooks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+        std::env::temp_dir().join(format!("paddock-hooks-{}-{name}", std::process::id()))
     }
 
     #[test]
@@ -273,6 +278,7 @@ mod tests {
         )
         .unwrap();
         let got = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
         assert_eq!(got, "{\"id\":\"x\"}|sh|FOO=bar=baz \n");
     }
 

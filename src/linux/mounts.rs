@@ -1,1 +1,568 @@
+//! `mounts[]` from config.json: option parsing and validation (pure), and
+//! mounting each entry inside the rootfs. Every target is resolved inside the
+//! rootfs and mounted through its fd (`/proc/self/fd/N` of the host procfs),
+//! so a symlink in the image can never send a mount to the host.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::mount::MsFlags;
+use nix::sys::stat::{fstat, fstatat, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use oci_spec::runtime::Mount;
+
+use crate::linux::rootfs::{
+    bind_fd, change_mount, mount_cgroup, mount_fs_fd, remount_bind, reopen_mounted,
+};
+use crate::linux::safepath::{
+    create_file_in_root, fd_path, file_type, mkdir_all_in_root, open_host,
+};
+
+/// Parsed `options` of one mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Flags the options set (never MS_BIND/MS_REC; see `is_bind`).
+    pub flags: MsFlags,
+    /// Flags the options explicitly clear ("rw", "suid", "dev", ...).
+    pub clear: MsFlags,
+    /// Propagation to apply after mounting (MS_SHARED etc., with MS_REC for "r" forms).
+    pub propagation: MsFlags,
+    /// `mount_setattr(2)` attributes set / cleared recursively ("rro", "rnosuid", ...).
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// Unknown options, joined with ',', passed to the filesystem.
+    pub data: String,
+    pub is_bind: bool,
+    pub is_recursive_bind: bool,
+}
+
+enum Effect {
+    Set(MsFlags),
+    Clear(MsFlags),
+    Propagate(MsFlags),
+    AttrSet(u64),
+    AttrClear(u64),
+    /// One of the MOUNT_ATTR__ATIME values (an enum inside a bit mask).
+    AttrAtime(u64),
+    Bind {
+        recursive: bool,
+    },
+    /// Understood but not acted on (runc extensions handled elsewhere or not at all).
+    Ignore,
+}
+
+pub(crate) const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// lxcfs-style files that may be bind-mounted over procfs entries.
+const PROC_BIND_ALLOWLIST: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+];
+
+/// (sets, clears, flag) pairs of plain mount(2) flags.
+const FLAG_OPTIONS: &[(&str, &str, MsFlags)] = &[
+    ("ro", "rw", MsFlags::MS_RDONLY),
+    ("nosuid", "suid", MsFlags::MS_NOSUID),
+    ("nodev", "dev", MsFlags::MS_NODEV),
+    ("noexec", "exec", MsFlags::MS_NOEXEC),
+    ("sync", "async", MsFlags::MS_SYNCHRONOUS),
+    ("mand", "nomand", MsFlags::MS_MANDLOCK),
+    ("noatime", "atime", MsFlags::MS_NOATIME),
+    ("nodiratime", "diratime", MsFlags::MS_NODIRATIME),
+    ("relatime", "norelatime", MsFlags::MS_RELATIME),
+    ("strictatime", "nostrictatime", MsFlags::MS_STRICTATIME),
+    ("lazytime", "nolazytime", MsFlags::MS_LAZYTIME),
+    ("iversion", "noiversion", MsFlags::MS_I_VERSION),
+    ("silent", "loud", MsFlags::MS_SILENT),
+    ("nosymfollow", "symfollow", MS_NOSYMFOLLOW),
+];
+
+/// (sets, clears, attribute) pairs of recursive mount_setattr(2) attributes.
+const ATTR_OPTIONS: &[(&str, &str, u64)] = &[
+    ("rro", "rrw", libc::MOUNT_ATTR_RDONLY),
+    ("rnosuid", "rsuid", libc::MOUNT_ATTR_NOSUID),
+    ("rnodev", "rdev", libc::MOUNT_ATTR_NODEV),
+    ("rnoexec", "rexec", libc::MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", "rdiratime", libc::MOUNT_ATTR_NODIRATIME),
+    ("rnosymfollow", "rsymfollow", libc::MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+fn effect(option: &str) -> Option<Effect> {
+    if let Some((set, _, flag)) = FLAG_OPTIONS
+        .iter()
+        .find(|(s, c, _)| *s == option || *c == option)
+    {
+        return Some(if *set == option {
+            Effect::Set(*flag)
+        } else {
+            Effect::Clear(*flag)
+        });
+    }
+    if let Some((set, _, attr)) = ATTR_OPTIONS
+        .iter()
+        .find(|(s, c, _)| *s == option || *c == option)
+    {
+        return Some(if *set == option {
+            Effect::AttrSet(*attr)
+        } else {
+            Effect::AttrClear(*attr)
+        });
+    }
+    if let Some(flags) = propagation_flags(option) {
+        return Some(Effect::Propagate(flags));
+    }
+    Some(match option {
+        "defaults" => Effect::Ignore,
+        "dirsync" => Effect::Set(MsFlags::MS_DIRSYNC),
+        "bind" => Effect::Bind { recursive: false },
+        "rbind" => Effect::Bind { recursive: true },
+        "rnoatime" => Effect::AttrAtime(libc::MOUNT_ATTR_NOATIME),
+        "rstrictatime" => Effect::AttrAtime(libc::MOUNT_ATTR_STRICTATIME),
+        // Leaving noatime/strictatime means the kernel default, relatime.
+        "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
+            Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)
+        }
+        // runc/crun tmpfs copy-up hint: not implemented, and tmpfs would reject it.
+        "tmpcopyup" | "notmpcopyup" => Effect::Ignore,
+        _ => return None,
+    })
+}
+
+/// MS_* propagation flags for "private", "rshared", ... ("r": recursive).
+pub(crate) fn propagation_flags(name: &str) -> Option<MsFlags> {
+    let (base, recursive) = match name.strip_prefix('r') {
+        Some(base) => (base, MsFlags::MS_REC),
+        None => (name, MsFlags::empty()),
+    };
+    let flag = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(flag | recursive)
+}
+
+/// Turns fstab-style options into mount(2) flags, propagation, recursive
+/// attributes and filesystem data. Later options override earlier ones.
+pub fn parse_options(options: &[String]) -> MountOptions {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        clear: MsFlags::empty(),
+        propagation: MsFlags::empty(),
+        attr_set: 0,
+        attr_clr: 0,
+        data: String::new(),
+        is_bind: false,
+        is_recursive_bind: false,
+    };
+    let mut data: Vec<&str> = Vec::new();
+    for option in options {
+        match effect(option) {
+            Some(Effect::Set(f)) => {
+                o.flags.insert(f);
+                o.clear.remove(f);
+            }
+            Some(Effect::Clear(f)) => {
+                o.flags.remove(f);
+                o.clear.insert(f);
+            }
+            Some(Effect::Propagate(f)) => o.propagation = f,
+            Some(Effect::AttrSet(a)) => {
+                o.attr_set |= a;
+                o.attr_clr &= !a;
+            }
+            Some(Effect::AttrClear(a)) => {
+                o.attr_clr |= a;
+                o.attr_set &= !a;
+            }
+            Some(Effect::AttrAtime(a)) => {
+                // The kernel wants the whole atime mask cleared to change it.
+                o.attr_clr |= libc::MOUNT_ATTR__ATIME;
+                o.attr_set = (o.attr_set & !libc::MOUNT_ATTR__ATIME) | a;
+            }
+            Some(Effect::Bind { recursive }) => {
+                o.is_bind = true;
+                o.is_recursive_bind |= recursive;
+            }
+            Some(Effect::Ignore) => {}
+            None => data.push(option),
+        }
+    }
+    o.data = data.join(",");
+    o
+}
+
+/// Checks `mounts` before anything is created: absolute destinations, a type
+/// (or bind options), a source for binds, and nothing but proc on /proc.
+pub fn validate(mounts: &[Mount]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = m.destination();
+        if !dest.is_absolute() {
+            bail!("mounts[{i}].destination: must be an absolute path, got {dest:?}");
+        }
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or_default();
+        let bind = is_bind(typ, &opts);
+        if typ.is_empty() && !bind {
+            bail!("mounts[{i}].type: required unless options contain bind or rbind");
+        }
+        if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
+            bail!("mounts[{i}].source: required for a bind mount");
+        }
+        let dest = clean_destination(dest);
+        if dest.starts_with("/proc") && !proc_mount_allowed(&dest, typ, bind) {
+            let what = if bind { "bind" } else { typ };
+            bail!(
+                "mounts[{i}].destination: cannot mount {what} on {}: only proc may be mounted on /proc",
+                dest.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Mounts every entry of `mounts`, in order, inside the rootfs `root`.
+/// Needs the host /proc (before pivot_root). Relative bind sources are taken
+/// relative to `bundle`. `in_userns` enables the EPERM fallbacks to host binds.
+pub fn mount_all(
+    root: BorrowedFd<'_>,
+    mounts: &[Mount],
+    bundle: &Path,
+    in_userns: bool,
+) -> Result<()> {
+    validate(mounts)?;
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = clean_destination(m.destination());
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or_default();
+        let bind = is_bind(typ, &opts);
+        let what = if bind { "bind" } else { typ };
+        let context = || format!("mounts[{i}]: mount {what} on {}", dest.display());
+        check_ordinary_dir(root, &dest).with_context(context)?;
+        let done = if bind {
+            let source = m.source().as_deref().unwrap_or(Path::new(""));
+            bind_into_root(root, &dest, &bundle.join(source), &opts)
+        } else if typ == "cgroup" {
+            mount_cgroup(root, &dest, opts.flags, in_userns)
+        } else {
+            let source = m.source().as_deref().unwrap_or(Path::new(typ));
+            mount_fs_into_root(root, &dest, source, typ, &opts, in_userns)
+        };
+        done.with_context(context)?;
+    }
+    Ok(())
+}
+
+fn is_bind(typ: &str, opts: &MountOptions) -> bool {
+    opts.is_bind || typ == "bind"
+}
+
+/// Lexically normalises a destination: absolute, no `.`/`..`/empty parts.
+fn clean_destination(dest: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// CVE-2019-16884: a fake /proc would let the image redirect procfs writes.
+fn proc_mount_allowed(dest: &Path, typ: &str, bind: bool) -> bool {
+    if !bind {
+        return typ == "proc";
+    }
+    let allowlisted = PROC_BIND_ALLOWLIST.iter().any(|p| dest == Path::new(p));
+    allowlisted || dest.parent() == Some(Path::new("/proc/pressure"))
+}
+
+/// /proc and /sys must be real directories in the image: a symlink there
+/// could move procfs/sysfs (and the masks over them) elsewhere (CVE-2019-19921).
+fn check_ordinary_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<()> {
+    let Some(Component::Normal(first)) = dest.components().nth(1) else {
+        return Ok(());
+    };
+    if first != "proc" && first != "sys" {
+        return Ok(());
+    }
+    let name = first.to_string_lossy();
+    match fstatat(Some(root.as_raw_fd()), first, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if file_type(&st) == SFlag::S_IFDIR => Ok(()),
+        Err(Errno::ENOENT) => Ok(()),
+        Ok(_) => bail!("/{name} must be mounted on ordinary directory"),
+        Err(e) => Err(e).with_context(|| format!("stat /{name}")),
+    }
+}
+
+/// Refuses a target that resolved into procfs unless this mount may go there
+/// (catches symlinks in the image that lead to /proc).
+fn check_not_on_procfs(target: BorrowedFd<'_>, allowed: bool) -> Result<()> {
+    let fs = fstatfs(target).context("statfs mount target")?;
+    if fs.filesystem_type() == PROC_SUPER_MAGIC && !allowed {
+        bail!("target resolves into procfs: only proc may be mounted there");
+    }
+    Ok(())
+}
+
+/// Bind-mounts the host path `source` onto `dest` inside the rootfs, then
+/// applies flags (second remount), recursive attributes and propagation.
+pub(crate) fn bind_into_root(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    source: &Path,
+    opts: &MountOptions,
+) -> Result<()> {
+    let src = open_host(source, OFlag::O_PATH)?;
+    let st = fstat(src.as_raw_fd()).with_context(|| format!("stat {}", source.display()))?;
+    let target = if file_type(&st) == SFlag::S_IFDIR {
+        mkdir_all_in_root(root, dest, 0o755)?
+    } else {
+        create_file_in_root(root, dest, 0o644)?
+    };
+    check_not_on_procfs(target.as_fd(), proc_mount_allowed(dest, "", true))?;
+    bind_fd(src.as_fd(), target.as_fd(), opts.is_recursive_bind)
+        .with_context(|| format!("bind {}", source.display()))?;
+    let mounted = reopen_mounted(root, dest, target.as_fd())?;
+    if !(opts.flags | opts.clear).is_empty() {
+        remount_bind(mounted.as_fd(), opts.flags, opts.clear)?;
+    }
+    apply_attrs_and_propagation(mounted.as_fd(), opts)
+}
+
+/// Mounts a filesystem of type `typ` on `dest` (a directory) inside the rootfs.
+fn mount_fs_into_root(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    source: &Path,
+    typ: &str,
+    opts: &MountOptions,
+    in_userns: bool,
+) -> Result<()> {
+    let target = mkdir_all_in_root(root, dest, 0o755)?;
+    check_not_on_procfs(target.as_fd(), typ == "proc")?;
+    let mut flags = opts.flags;
+    if typ == "cgroup2" {
+        flags |= MsFlags::MS_RDONLY; // CVE-2023-25809: cgroupfs is never writable.
+    }
+    match mount_fs_fd(source, target.as_fd(), typ, flags, &opts.data) {
+        Ok(()) => {}
+        // A user namespace that does not own the net/ipc namespace may not
+        // mount sysfs/mqueue: bind the host's instead.
+        Err(Errno::EPERM) if in_userns && host_fallback(typ).is_some() => {
+            let host = host_fallback(typ).unwrap_or(Path::new("/"));
+            let mut bind = opts.clone();
+            (bind.is_bind, bind.is_recursive_bind) = (true, true);
+            if opts.flags.contains(MsFlags::MS_RDONLY) {
+                bind.attr_set |= libc::MOUNT_ATTR_RDONLY; // host submounts too
+            }
+            return bind_into_root(root, dest, host, &bind)
+                .context("mount: EPERM in a user namespace, and binding the host's failed");
+        }
+        Err(e) => return Err(e).context("mount"),
+    }
+    if opts.attr_set | opts.attr_clr == 0 && opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let mounted = reopen_mounted(root, dest, target.as_fd())?;
+    apply_attrs_and_propagation(mounted.as_fd(), opts)
+}
+
+fn host_fallback(typ: &str) -> Option<&'static Path> {
+    match typ {
+        "sysfs" => Some(Path::new("/sys")),
+        "mqueue" => Some(Path::new("/dev/mqueue")),
+        _ => None,
+    }
+}
+
+fn apply_attrs_and_propagation(mounted: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    if opts.attr_set | opts.attr_clr != 0 {
+        set_recursive_attrs(mounted, opts.attr_set, opts.attr_clr)?;
+    }
+    if !opts.propagation.is_empty() {
+        change_mount(&fd_path(mounted), opts.propagation).context("set mount propagation")?;
+    }
+    Ok(())
+}
+
+/// `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(2) with AT_RECURSIVE on the mount `fd` is the root of.
+fn set_recursive_attrs(fd: BorrowedFd<'_>, attr_set: u64, attr_clr: u64) -> Result<()> {
+    let attr = MountAttr {
+        attr_set,
+        attr_clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid C string, attr outlives the call, size matches.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret)
+        .map(drop)
+        .context("mount_setattr (recursive options)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::MountBuilder;
+
+    fn opts(list: &[&str]) -> MountOptions {
+        parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn mount(dest: &str, typ: Option<&str>, options: &[&str]) -> Mount {
+        let mut b = MountBuilder::default()
+            .destination(dest)
+            .source("/src")
+            .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        if let Some(t) = typ {
+            b = b.typ(t);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn parses_flags_data_and_bind() {
+        let o = opts(&[
+            "rbind", "ro", "nosuid", "nodev", "mode=755", "size=64k", "rprivate",
+        ]);
+        assert!(o.is_bind && o.is_recursive_bind);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
+        );
+        assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        assert_eq!(o.data, "mode=755,size=64k");
+        assert_eq!((o.attr_set, o.attr_clr), (0, 0));
+    }
+
+    #[test]
+    fn later_options_win() {
+        let o = opts(&["ro", "rw", "suid", "nosuid", "defaults", "tmpcopyup"]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID);
+        assert_eq!(o.clear, MsFlags::MS_RDONLY);
+        assert_eq!(o.data, "");
+        let o = opts(&["bind", "shared", "slave"]);
+        assert!(o.is_bind && !o.is_recursive_bind);
+        assert_eq!(o.propagation, MsFlags::MS_SLAVE);
+    }
+
+    #[test]
+    fn parses_recursive_attributes() {
+        let o = opts(&["rro", "rnosuid", "rnoexec", "rexec", "rnoatime"]);
+        let set = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME;
+        assert_eq!(o.attr_set, set);
+        assert_eq!(
+            o.attr_clr,
+            libc::MOUNT_ATTR_NOEXEC | libc::MOUNT_ATTR__ATIME
+        );
+        let o = opts(&["rnoatime", "ratime"]);
+        assert_eq!((o.attr_set, o.attr_clr), (0, libc::MOUNT_ATTR__ATIME));
+        assert!(o.flags.is_empty());
+    }
+
+    #[test]
+    fn parses_propagation_names() {
+        assert_eq!(
+            propagation_flags("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation_flags("unbindable"),
+            Some(MsFlags::MS_UNBINDABLE)
+        );
+        assert_eq!(propagation_flags("rro"), None);
+        assert_eq!(propagation_flags("r"), None);
+    }
+
+    #[test]
+    fn validate_accepts_a_default_config() {
+        let mounts = [
+            mount("/proc", Some("proc"), &[]),
+            mount("/dev", Some("tmpfs"), &["nosuid", "mode=755"]),
+            mount("/sys/fs/cgroup", Some("cgroup"), &["ro"]),
+            mount("/etc/hosts", None, &["rbind", "ro"]),
+            mount("/data", Some("bind"), &[]),
+            mount("/proc/meminfo", Some("fuse"), &["bind"]),
+            mount("/proc/pressure/cpu", None, &["rbind"]),
+        ];
+        validate(&mounts).unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_failing_field() {
+        let cases = [
+            (mount("x", Some("tmpfs"), &[]), "mounts[1].destination: must be an absolute path, got \"x\""),
+            (mount("/x", None, &["ro"]), "mounts[1].type: required unless options contain bind or rbind"),
+            (
+                mount("/proc", None, &["bind"]),
+                "mounts[1].destination: cannot mount bind on /proc: only proc may be mounted on /proc",
+            ),
+            (
+                mount("/proc/self/attr", Some("tmpfs"), &[]),
+                "mounts[1].destination: cannot mount tmpfs on /proc/self/attr: only proc may be mounted on /proc",
+            ),
+            (
+                mount("/x/../proc/sys/kernel/core_pattern", None, &["bind"]),
+                "mounts[1].destination: cannot mount bind on /proc/sys/kernel/core_pattern: only proc may be mounted on /proc",
+            ),
+            (
+                mount("/proc", Some("overlay"), &[]),
+                "mounts[1].destination: cannot mount overlay on /proc: only proc may be mounted on /proc",
+            ),
+        ];
+        for (bad, want) in cases {
+            let err = validate(&[mount("/ok", Some("tmpfs"), &[]), bad]).unwrap_err();
+            assert_eq!(err.to_string(), want);
+        }
+        let mut no_source = mount("/data", None, &["bind"]);
+        no_source.set_source(None);
+        let err = validate(&[no_source]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "mounts[0].source: required for a bind mount"
+        );
+    }
+
+    #[test]
+    fn cleans_destinations_lexically() {
+        assert_eq!(
+            clean_destination(Path::new("/a/./b/../../../proc//x")),
+            Path::new("/proc/x")
+        );
+        assert!(!clean_destination(Path::new("/procfoo")).starts_with("/proc"));
+    }
+}

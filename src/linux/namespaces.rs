@@ -32,10 +32,6 @@ impl Plan {
         self.clone_flags & libc::CLONE_NEWUSER != 0
     }
 
-    pub fn new_pid(&self) -> bool {
-        self.clone_flags & libc::CLONE_NEWPID != 0
-    }
-
     /// The container has its own namespace of this type, new or joined.
     pub fn has(&self, flag: libc::c_int) -> bool {
         let new = match flag {

@@ -39,7 +39,7 @@ const OPENAT2_RETRIES: usize = 64;
 /// Opens `path` (absolute or relative, always interpreted inside `root`).
 /// Symlinks are followed but can never leave `root`; magic links are refused.
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> Result<OwnedFd> {
-    openat2(root, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    openat2_in_root(root, path, flags)
         .with_context(|| format!("open {} inside the rootfs", path.display()))
 }
 
@@ -61,6 +61,15 @@ pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Resu
 /// The magic-link path that names `fd` through the (host) procfs.
 pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens a host path (from the trusted config, e.g. a bind source) with
+/// `O_CLOEXEC` added; symlinks resolve as the host sees them.
+pub fn open_host(path: &Path, flags: OFlag) -> Result<OwnedFd> {
+    let raw = nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: open just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// True when the root cause of `err` is ENOENT (callers skip missing paths).
@@ -110,20 +119,15 @@ pub fn file_type(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
 }
 
-fn openat2(
-    dir: BorrowedFd<'_>,
-    path: &Path,
-    flags: libc::c_int,
-    mode: u32,
-    resolve: u64,
-) -> nix::Result<OwnedFd> {
+/// openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, retried on EAGAIN.
+fn openat2_in_root(dir: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> nix::Result<OwnedFd> {
     let bytes = path.as_os_str().as_bytes();
     let bytes = if bytes.is_empty() { b"." } else { bytes };
     let cpath = CString::new(bytes).map_err(|_| Errno::EINVAL)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: u64::from(mode),
-        resolve,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
     for _ in 0..OPENAT2_RETRIES {
         // SAFETY: cpath and how outlive the call; the size matches the struct.
@@ -185,8 +189,14 @@ fn walk_creating(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Re
             continue;
         }
         let is_last = todo.is_empty();
-        let dir = dirs.last().ok_or_else(|| anyhow!("empty directory stack"))?;
-        let st = match fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let dir = dirs
+            .last()
+            .ok_or_else(|| anyhow!("empty directory stack"))?;
+        let st = match fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
                 create_missing(dir, &name, mode, is_last && leaf == Leaf::File)?;
@@ -221,7 +231,9 @@ fn walk_creating(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Re
             _ if is_last && leaf == Leaf::File => {
                 return create_file_at(dir.as_fd(), &name, mode);
             }
-            _ => return Err(Errno::ENOTDIR).with_context(|| format!("{name:?} is not a directory")),
+            _ => {
+                return Err(Errno::ENOTDIR).with_context(|| format!("{name:?} is not a directory"))
+            }
         }
     }
     Err(Errno::ELOOP).context("path resolution did not settle")
@@ -255,7 +267,10 @@ mod tests {
     fn fd_path_names_proc_self_fd() {
         let file = std::fs::File::open("/").unwrap();
         let fd = file.as_fd();
-        assert_eq!(fd_path(fd), PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+        assert_eq!(
+            fd_path(fd),
+            PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        );
     }
 
     /// A scratch dir holding `root/` and `outside/`, removed on drop.
@@ -263,7 +278,8 @@ mod tests {
 
     impl Scratch {
         fn new(tag: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("paddock-safepath-{tag}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("paddock-safepath-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("root")).unwrap();
             std::fs::create_dir_all(dir.join("outside")).unwrap();
@@ -273,7 +289,10 @@ mod tests {
             std::fs::File::open(self.0.join("root")).unwrap().into()
         }
         fn outside_is_empty(&self) -> bool {
-            std::fs::read_dir(self.0.join("outside")).unwrap().next().is_none()
+            std::fs::read_dir(self.0.join("outside"))
+                .unwrap()
+                .next()
+                .is_none()
         }
     }
 
@@ -294,7 +313,12 @@ mod tests {
         mkdir_all_in_root(root.as_fd(), Path::new("abs/x/../y"), 0o755).unwrap();
         assert!(s.outside_is_empty());
         assert!(s.0.join("root/outside/sub").is_dir());
-        assert!(s.0.join("root").join(outside.strip_prefix("/").unwrap()).join("y").is_dir());
+        assert!(s
+            .0
+            .join("root")
+            .join(outside.strip_prefix("/").unwrap())
+            .join("y")
+            .is_dir());
     }
 
     #[test]

@@ -18,11 +18,15 @@ const MAX_MESSAGE: usize = 64 * 1024;
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Carries the hook state JSON (status "creating", init's host pid).
-    Continue { state: String },
+    Continue {
+        state: String,
+    },
     RunHooks,
     HooksDone,
     Ready,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 pub struct Channel {
@@ -73,9 +77,8 @@ impl Channel {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let n = loop {
             // SAFETY: recv into a buffer of the stated length.
-            let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-            };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n >= 0 {
                 break n as usize;
             }

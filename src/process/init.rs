@@ -38,7 +38,13 @@ pub fn run(args: InitArgs<'_>) -> ! {
     };
     let message = format!("{err:#}");
     // After Ready the parent is gone; then stderr is the only place left to say it.
-    if args.chan.send(&Message::Error { message: message.clone() }).is_err() {
+    if args
+        .chan
+        .send(&Message::Error {
+            message: message.clone(),
+        })
+        .is_err()
+    {
         crate::logger::write_stderr(&format!("paddock init: {message}\n"));
     }
     // SAFETY: _exit skips destructors and atexit handlers that belong to the parent.
@@ -85,12 +91,15 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     let root = rootfs::bind_rootfs(&a.bundle.rootfs)?;
     mounts::mount_all(
         root.as_fd(),
-        &a.bundle.rootfs,
         spec.mounts().as_deref().unwrap_or_default(),
         &a.bundle.dir,
         in_userns,
     )?;
-    devices::create_default_devices(root.as_fd(), in_userns, linux.devices().as_deref().unwrap_or_default())?;
+    devices::create_default_devices(
+        root.as_fd(),
+        in_userns,
+        linux.devices().as_deref().unwrap_or_default(),
+    )?;
     let pty_slave = if process.terminal().unwrap_or(false) {
         Some(setup_console(a, process, root.as_fd())?)
     } else {
@@ -102,20 +111,35 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     a.chan.send(&Message::RunHooks)?;
     a.chan.expect(Message::HooksDone)?;
     if let Some(h) = spec.hooks() {
-        hooks::run_hooks("createContainer", h.create_container().as_deref().unwrap_or_default(), &with_status(&state, "created"))?;
+        hooks::run_hooks(
+            "createContainer",
+            h.create_container().as_deref().unwrap_or_default(),
+            &with_status(&state, "created"),
+        )?;
     }
 
     if let Some(s) = linux.sysctl() {
         // Through the host /proc, which the container cannot have tampered with.
         sysctl::apply(s)?;
     }
-    rootfs::mask_paths(root.as_fd(), linux.masked_paths().as_deref().unwrap_or_default())?;
-    rootfs::readonly_paths(root.as_fd(), linux.readonly_paths().as_deref().unwrap_or_default())?;
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    rootfs::mask_paths(
+        root.as_fd(),
+        linux.masked_paths().as_deref().unwrap_or_default(),
+    )?;
+    rootfs::readonly_paths(
+        root.as_fd(),
+        linux.readonly_paths().as_deref().unwrap_or_default(),
+    )?;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         rootfs::make_root_readonly(root.as_fd())?;
     }
     if a.no_pivot {
-        rootfs::move_root_no_pivot(root.as_fd(), &a.bundle.rootfs)?;
+        rootfs::move_root_no_pivot(root.as_fd())?;
     } else {
         rootfs::pivot_root(root.as_fd())?;
     }
@@ -148,7 +172,11 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     a.chan.send(&Message::Ready)?;
     wait_for_start(&a.fifo)?;
     if let Some(h) = spec.hooks() {
-        hooks::run_hooks("startContainer", h.start_container().as_deref().unwrap_or_default(), &with_status(&state, "created"))?;
+        hooks::run_hooks(
+            "startContainer",
+            h.start_container().as_deref().unwrap_or_default(),
+            &with_status(&state, "created"),
+        )?;
     }
     exec(&exe, process)
 }
@@ -207,7 +235,8 @@ fn set_uts_names(spec: &Spec) -> Result<()> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: pointer and length of a live buffer.
         if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("domainname: set {d:?}"));
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("domainname: set {d:?}"));
         }
     }
     Ok(())
@@ -227,7 +256,11 @@ fn join_session_keyring(id: &str) {
     }
 }
 
-fn setup_console(a: &InitArgs<'_>, process: &Process, root: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+fn setup_console(
+    a: &InitArgs<'_>,
+    process: &Process,
+    root: std::os::fd::BorrowedFd<'_>,
+) -> Result<OwnedFd> {
     let socket = a
         .console
         .as_ref()
@@ -245,7 +278,11 @@ fn find_executable(process: &Process) -> Result<PathBuf> {
     let prog = args.first().context("process.args: empty")?;
     let candidates: Vec<PathBuf> = if prog.contains('/') {
         let p = PathBuf::from(prog);
-        vec![if p.is_absolute() { p } else { process.cwd().join(p) }]
+        vec![if p.is_absolute() {
+            p
+        } else {
+            process.cwd().join(p)
+        }]
     } else {
         search_path(process.env().as_deref().unwrap_or_default())
             .into_iter()
@@ -262,7 +299,8 @@ fn find_executable(process: &Process) -> Result<PathBuf> {
 /// /proc/self/fd/N must never leave us outside the container (CVE-2024-21626).
 fn chdir_inside(cwd: &Path) -> Result<()> {
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
-    let actual = nix::unistd::getcwd().with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
+    let actual = nix::unistd::getcwd()
+        .with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
     if !actual.is_absolute() {
         bail!("process.cwd: {} is outside the container", cwd.display());
     }
@@ -285,11 +323,13 @@ fn set_user(process: &Process) -> Result<()> {
     caps::prepare_for_setuid()?;
     // SAFETY: plain id changes.
     if unsafe { libc::setresgid(user.gid(), user.gid(), user.gid()) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("process.user.gid: setresgid {}", user.gid()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("process.user.gid: setresgid {}", user.gid()));
     }
     // SAFETY: plain id changes.
     if unsafe { libc::setresuid(user.uid(), user.uid(), user.uid()) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("process.user.uid: setresuid {}", user.uid()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("process.user.uid: setresuid {}", user.uid()));
     }
     Ok(())
 }
@@ -299,14 +339,22 @@ fn keep_only_container_fds(preserve: u32) -> Result<()> {
     let first = 3 + preserve;
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags here.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         return Err(std::io::Error::last_os_error()).context("close_range");
     }
     for fd in 3..first as RawFd {
         // SAFETY: clearing FD_CLOEXEC on an fd the caller asked us to pass on.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("--preserve-fds: fd {fd}"));
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("--preserve-fds: fd {fd}"));
         }
     }
     Ok(())

@@ -51,7 +51,16 @@ pub fn spawn_init(
     let flags = plan.clone_flags;
     // SAFETY: paddock is single-threaded, so a fork-style clone (no new stack) is
     // as safe as fork(); the child only runs init::run and never returns.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
     if pid == 0 {
         drop(parent_end);
         init::run(init::InitArgs {
@@ -76,7 +85,14 @@ pub fn spawn_init(
         return Err(clone_err).context("clone container init");
     }
     let pid = pid as i32;
-    let result = drive_init(pid, &parent_end, launch.bundle, cgroup, container, record_pid);
+    let result = drive_init(
+        pid,
+        &parent_end,
+        launch.bundle,
+        cgroup,
+        container,
+        record_pid,
+    );
     if result.is_err() {
         kill_and_reap(pid);
     }
@@ -179,7 +195,8 @@ fn unshare_time_with_offsets(bundle: &Bundle) -> Result<()> {
     }
     if !text.is_empty() {
         // Offsets can only be written before the first process enters the namespace.
-        fs::write("/proc/self/timens_offsets", text).context("linux.timeOffsets: write /proc/self/timens_offsets")?;
+        fs::write("/proc/self/timens_offsets", text)
+            .context("linux.timeOffsets: write /proc/self/timens_offsets")?;
     }
     Ok(())
 }

@@ -1,0 +1,360 @@
+//! process: args, env, cwd, user, umask, rlimits, oom, capabilities, fds, terminal.
+mod common;
+
+use std::fs;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+
+use common::Env;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use serde_json::{json, Value};
+
+const CAPS: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+fn mask(list: &Value) -> u64 {
+    list.as_array().map_or(0, |l| {
+        l.iter().fold(0, |m, c| {
+            let name = c.as_str().unwrap().trim_start_matches("CAP_");
+            m | 1 << CAPS.iter().position(|n| *n == name).unwrap()
+        })
+    })
+}
+
+/// Value of a `Key:\tvalue` line of /proc/self/status text.
+fn field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} not in {status}"))
+        .trim()
+}
+
+#[test]
+fn args_env_and_cwd() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| {
+        c["process"]["cwd"] = "/tmp".into();
+        c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz"]);
+    });
+    let script = r#"printf '%s|' "$@"; echo; pwd; echo "$FOO""#;
+    let out = env.run_args(&mut b, &["sh", "-c", script, "sh", "a b", "c"]);
+    assert_eq!(out.stdout, "a b|c|\n/tmp\nbar baz\n");
+}
+
+#[test]
+fn host_environment_does_not_leak() {
+    let env = Env::new();
+    let b = env.bundle(&["env"]);
+    let id = env.id("env");
+    let mut cmd = env.cmd(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    cmd.env("PADDOCK_LEAK_CHECK", "1");
+    let out = env.output(cmd).success();
+    assert!(!out.stdout.contains("PADDOCK_LEAK_CHECK"), "{out:?}");
+    assert!(out.stdout.contains("TERM=xterm"), "{out:?}");
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids_are_exact() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]})
+    });
+    let out = env.run_args(&mut b, &["sh", "-c", "id; cat /proc/self/status"]);
+    let (id, status) = out.stdout.split_once('\n').unwrap();
+    assert!(id.starts_with("uid=1000(u1000) gid=1000(g1000)"), "{id}");
+    assert!(id.contains("2000(g2000)") && !id.contains("(root)"), "{id}");
+    assert_eq!(field(status, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(field(status, "Gid"), "1000\t1000\t1000\t1000");
+    assert_eq!(field(status, "Groups"), "2000");
+}
+
+#[test]
+fn root_user_has_no_supplementary_groups_by_default() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    let out = env.run_args(&mut b, &["cat", "/proc/self/status"]);
+    assert_eq!(field(&out.stdout, "Groups"), "");
+}
+
+#[test]
+fn umask_is_applied() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| c["process"]["user"]["umask"] = 0o077.into());
+    let out = env.run_args(&mut b, &["sh", "-c", "umask"]);
+    assert_eq!(out.stdout.trim(), "0077");
+}
+
+#[test]
+fn rlimit_nofile_is_applied() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1000, "soft": 1000}])
+    });
+    let out = env.run_args(&mut b, &["sh", "-c", "ulimit -n; ulimit -Hn"]);
+    assert_eq!(out.stdout, "1000\n1000\n");
+}
+
+#[test]
+fn oom_score_adj_is_applied() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| c["process"]["oomScoreAdj"] = 500.into());
+    let out = env.run_args(&mut b, &["cat", "/proc/self/oom_score_adj"]);
+    assert_eq!(out.stdout, "500\n");
+}
+
+#[test]
+fn default_capabilities_match_the_config() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    let caps = b.cfg()["process"]["capabilities"].clone();
+    let out = env.run_args(&mut b, &["cat", "/proc/self/status"]);
+    let s = &out.stdout;
+    assert_eq!(
+        field(s, "CapEff"),
+        format!("{:016x}", mask(&caps["effective"]))
+    );
+    assert_eq!(
+        field(s, "CapPrm"),
+        format!("{:016x}", mask(&caps["permitted"]))
+    );
+    assert_eq!(
+        field(s, "CapBnd"),
+        format!("{:016x}", mask(&caps["bounding"]))
+    );
+    assert_eq!(
+        field(s, "CapInh"),
+        format!("{:016x}", mask(&caps["inheritable"]))
+    );
+    assert_eq!(
+        field(s, "CapAmb"),
+        format!("{:016x}", mask(&caps["ambient"]))
+    );
+    assert_eq!(field(s, "CapEff"), "0000000020000420");
+}
+
+#[test]
+fn ambient_capabilities_for_a_non_root_user() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_CHOWN", "CAP_SETUID", "CAP_NET_RAW"],
+            "effective": ["CAP_NET_RAW"],
+            "permitted": ["CAP_CHOWN", "CAP_NET_RAW"],
+            "inheritable": ["CAP_NET_RAW"],
+            "ambient": ["CAP_NET_RAW"],
+        });
+    });
+    let out = env.run_args(&mut b, &["cat", "/proc/self/status"]);
+    let s = &out.stdout;
+    let raw = format!("{:016x}", 1u64 << 13);
+    assert_eq!(
+        field(s, "CapBnd"),
+        format!("{:016x}", 1u64 | 1 << 7 | 1 << 13)
+    );
+    assert_eq!(field(s, "CapInh"), raw);
+    assert_eq!(field(s, "CapAmb"), raw);
+    assert_eq!(field(s, "CapPrm"), raw);
+    assert_eq!(field(s, "CapEff"), raw);
+}
+
+#[test]
+fn no_new_privileges_true_and_false() {
+    let env = Env::new();
+    for (nnp, want) in [(true, "1"), (false, "0")] {
+        let mut b = env.bundle(&[]);
+        b.config(|c| c["process"]["noNewPrivileges"] = nnp.into());
+        let out = env.run_args(&mut b, &["cat", "/proc/self/status"]);
+        assert_eq!(field(&out.stdout, "NoNewPrivs"), want);
+    }
+}
+
+/// `paddock run` with `file` open as fd 3 in paddock (and so in the container if preserved).
+fn run_with_fd3(env: &Env, b: &common::Bundle, preserve: bool, file: &fs::File) -> common::Out {
+    let id = env.id("fds");
+    let bdir = b.dir.to_str().unwrap();
+    let mut args = vec!["run", "-b", bdir, &id];
+    if preserve {
+        args.splice(1..1, ["--preserve-fds", "1"]);
+    }
+    let mut cmd = env.cmd(&args);
+    let raw = file.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe; the new fd 3 has no CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    env.output(cmd).success()
+}
+
+fn fd_list(out: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = out.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn preserve_fds_passes_fd_3_and_nothing_else() {
+    let env = Env::new();
+    let path = env.dir.join("passed");
+    fs::write(&path, "through fd 3").unwrap();
+    let file = fs::File::open(&path).unwrap();
+    let b = env.bundle(&["cat", "/proc/self/fd/3"]);
+    assert_eq!(run_with_fd3(&env, &b, true, &file).stdout, "through fd 3");
+    let b = env.bundle(&["ls", "/proc/self/fd"]);
+    // ls opens one fd of its own for the directory.
+    assert_eq!(
+        fd_list(&run_with_fd3(&env, &b, true, &file).stdout),
+        [0, 1, 2, 3, 4]
+    );
+}
+
+#[test]
+fn no_extra_fds_leak_without_preserve_fds() {
+    let env = Env::new();
+    let path = env.dir.join("notpassed");
+    fs::write(&path, "x").unwrap();
+    let file = fs::File::open(&path).unwrap();
+    let b = env.bundle(&["ls", "/proc/self/fd"]);
+    assert_eq!(
+        fd_list(&run_with_fd3(&env, &b, false, &file).stdout),
+        [0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn missing_executable_fails_create_and_leaves_nothing() {
+    let env = Env::new();
+    let b = env.bundle(&["/no/such/program"]);
+    let id = env.id("noexec");
+    let out = env.create(&b, &id).fails_with_one_line();
+    assert!(out.stderr.contains("/no/such/program"), "{out:?}");
+    env.assert_clean();
+}
+
+/// Receives the pty master: exactly one SCM_RIGHTS message carrying one fd.
+fn recv_one_fd(sock: RawFd) -> OwnedFd {
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 8]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        match c {
+            ControlMessageOwned::ScmRights(v) => fds.push(v),
+            other => panic!("unexpected cmsg {other:?}"),
+        }
+    }
+    assert_eq!(fds.len(), 1, "one SCM_RIGHTS message: {fds:?}");
+    assert_eq!(fds[0].len(), 1, "one fd: {fds:?}");
+    // SAFETY: the fd was just received and is owned by no one else.
+    unsafe { OwnedFd::from_raw_fd(fds[0][0]) }
+}
+
+#[test]
+fn console_socket_receives_one_pty_master() {
+    let env = Env::new();
+    let mut b = env.bundle(&["sh", "-c", "tty; echo ok"]);
+    b.config(|c| c["process"]["terminal"] = true.into());
+    let sock_path = env.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let id = env.id("tty");
+    let bdir = b.dir.to_str().unwrap();
+    env.paddock(&[
+        "create",
+        "--console-socket",
+        sock_path.to_str().unwrap(),
+        "-b",
+        bdir,
+        &id,
+    ])
+    .success();
+    let (conn, _) = listener.accept().unwrap();
+    let master = recv_one_fd(conn.as_raw_fd());
+    env.paddock(&["start", &id]).success();
+    // SAFETY: setting O_NONBLOCK on our own fd.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut text = Vec::new();
+    common::wait_for(|| {
+        let mut buf = [0u8; 1024];
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            text.extend_from_slice(&buf[..n as usize]);
+        }
+        String::from_utf8_lossy(&text).contains("ok")
+    });
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        text.contains("/dev/console") || text.contains("/dev/pts/0"),
+        "{text:?}"
+    );
+    assert!(text.contains("ok"), "{text:?}");
+    assert!(env.wait_status(&id, "stopped"));
+    env.paddock(&["delete", &id]).success();
+}
+
+#[test]
+fn terminal_without_console_socket_is_rejected() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.config(|c| c["process"]["terminal"] = true.into());
+    let id = env.id("notty");
+    let out = env.create(&b, &id).fails_with_one_line();
+    assert!(out.stderr.contains("console-socket"), "{out:?}");
+    env.assert_clean();
+}
