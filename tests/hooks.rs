@@ -75,6 +75,8 @@ fn all_six_hooks_run_in_order_with_the_state_on_stdin() {
     assert!(env.wait_status(&id, "stopped"));
     env.paddock(&["delete", &id]).success();
     let entries = read_log(&log);
+    let statuses: Vec<_> = entries.iter().map(|(k, s)| format!("{k}={}", s["status"])).collect();
+    println!("hook statuses: {statuses:?}");
     assert_eq!(
         kinds(&entries),
         [

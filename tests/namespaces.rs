@@ -41,7 +41,7 @@ fn pid_namespace_makes_the_process_pid_1() {
 fn new_namespaces_differ_from_the_host() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    b.push(|c| &mut c["linux"]["namespaces"], json!({"type": "cgroup"}));
+    b.set_namespace(json!({"type": "cgroup"}));
     let kinds = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
     let script: String = kinds
         .iter()

@@ -53,7 +53,8 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
     sd.remove()
 }
 
-fn kill_everything(c: &Container, cg: &Cgroup) {
+/// SIGKILL to init and every process in the cgroup, until they are gone (bounded).
+pub fn kill_everything(c: &Container, cg: &Cgroup) {
     let deadline = Instant::now() + KILL_WAIT;
     loop {
         let init_alive = c.pid > 0 && is_alive(c.pid, c.start_time);

@@ -1,11 +1,14 @@
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use super::Globals;
-use crate::linux::hooks;
+use crate::linux::{cgroups::Cgroup, hooks};
 use crate::state::{StateDir, Status};
 
 /// Releases init from the exec fifo, records "running", then runs poststart hooks.
@@ -30,6 +33,7 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("open exec fifo {}", fifo.display())),
     };
     f.write_all(b"0").context("write exec fifo")?;
+    wait_for_exec(&f);
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     c.recorded = Status::Running;
@@ -37,11 +41,28 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     if let Some(h) = &c.hooks {
         let state = c.hook_state(Status::Running);
         let poststart = h.poststart().as_deref().unwrap_or_default();
-        // The spec: a failing poststart hook is a warning; the container keeps running.
+        // The spec (1.3): a failing poststart hook is an error that stops the
+        // container; `delete` then destroys it and runs the poststop hooks.
         if let Err(e) = hooks::run_hooks("poststart", poststart, &state) {
-            crate::logger::warn(&format!("{e:#}"));
-            crate::logger::write_stderr(&format!("warning: {e:#}\n"));
+            super::delete::kill_everything(&c, &Cgroup::open(Path::new(&c.cgroup_path))?);
+            return Err(e);
         }
     }
     Ok(())
+}
+
+/// How long start waits for init to reach execve (startContainer hooks run first).
+const EXEC_WAIT: Duration = Duration::from_secs(10);
+
+/// Init's fifo fd is close-on-exec, so once it has exec'd (or died) our write end
+/// has no reader left and poll reports POLLERR. Returning only then means a signal
+/// sent right after `start` reaches the user's program, not our init.
+fn wait_for_exec(fifo: &std::fs::File) {
+    let mut pfd = libc::pollfd {
+        fd: fifo.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, EXEC_WAIT.as_millis() as libc::c_int) };
 }

@@ -28,22 +28,27 @@ const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
 /// statvfs flag for nosymfollow (linux/statfs.h), missing from libc.
 const ST_NOSYMFOLLOW: libc::c_ulong = 0x2000;
 
-/// Step 1: sets the propagation of every mount in the new namespace (rslave
-/// by default, so nothing mounted for the container reaches the host).
+/// Step 1: sets the propagation of every mount in the new namespace: rslave, or
+/// rprivate when asked, so nothing mounted for the container reaches the host.
+/// A shared or unbindable rootfsPropagation is applied only after pivot_root:
+/// shared here would propagate to the host, unbindable would refuse our rbinds.
 pub fn set_root_propagation(propagation: Option<&str>) -> Result<()> {
     let flags = match propagation.filter(|p| !p.is_empty()) {
-        None => MsFlags::MS_SLAVE,
-        Some(name) => rootfs_propagation(name)?,
+        Some(name) if rootfs_propagation(name)?.contains(MsFlags::MS_PRIVATE) => {
+            MsFlags::MS_PRIVATE
+        }
+        _ => MsFlags::MS_SLAVE,
     };
     change_mount(Path::new("/"), flags | MsFlags::MS_REC).context("set propagation of /")
 }
 
-/// Step 9 (after pivot_root): shows `rootfsPropagation` on the container's /.
+/// Step 9 (after pivot_root): applies `rootfsPropagation` to the container's
+/// whole tree, so e.g. "shared" shows on / and every mount under it.
 pub fn apply_propagation_after_pivot(propagation: Option<&str>) -> Result<()> {
     let Some(name) = propagation.filter(|p| !p.is_empty()) else {
         return Ok(());
     };
-    change_mount(Path::new("/"), rootfs_propagation(name)?)
+    change_mount(Path::new("/"), rootfs_propagation(name)? | MsFlags::MS_REC)
         .with_context(|| format!("set propagation {name} on /"))
 }
 

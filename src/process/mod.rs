@@ -122,7 +122,8 @@ fn drive_init(
     loop {
         match chan.recv()? {
             Some(Message::RunHooks) => {
-                let state = container.hook_state(Status::Creating);
+                // Hooks run after step 2 of the lifecycle, when the environment exists.
+                let state = container.hook_state(Status::Created);
                 if let Some(h) = bundle.spec.hooks() {
                     #[allow(deprecated)]
                     let prestart = h.prestart().as_deref().unwrap_or_default();
