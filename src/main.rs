@@ -28,9 +28,7 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            logger::write_stderr(&format!("{}\n", first.trim_start_matches("error: ")));
+            logger::write_stderr(&format!("{}\n", one_line_usage_error(&e.to_string())));
             std::process::exit(1);
         }
     };
@@ -71,6 +69,17 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Spec(a) => commands::spec::spec(a)?,
     }
     Ok(0)
+}
+
+/// clap's multi-line error up to the usage text, folded into one line.
+fn one_line_usage_error(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// `/run/paddock` for root whatever the environment says (Podman passes an empty

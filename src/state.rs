@@ -136,6 +136,7 @@ impl Container {
 
 /// A locked container state directory. The lock (flock on the directory) is held
 /// until this value is dropped; commands on other IDs never wait on it.
+#[derive(Debug)]
 pub struct StateDir {
     pub dir: PathBuf,
     lock: File,

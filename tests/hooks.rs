@@ -75,8 +75,6 @@ fn all_six_hooks_run_in_order_with_the_state_on_stdin() {
     assert!(env.wait_status(&id, "stopped"));
     env.paddock(&["delete", &id]).success();
     let entries = read_log(&log);
-    let statuses: Vec<_> = entries.iter().map(|(k, s)| format!("{k}={}", s["status"])).collect();
-    println!("hook statuses: {statuses:?}");
     assert_eq!(
         kinds(&entries),
         [
@@ -93,13 +91,16 @@ fn all_six_hooks_run_in_order_with_the_state_on_stdin() {
         assert_eq!(state["bundle"], b.dir.to_str().unwrap(), "{kind}: {state}");
         assert!(state["ociVersion"].is_string(), "{kind}: {state}");
         let status = state["status"].as_str().unwrap();
-        match kind.as_str() {
-            "poststop" => assert_eq!(status, "stopped"),
-            "prestart" | "createRuntime" | "createContainer" => {
-                assert_eq!(status, "creating", "{kind}");
-                assert!(state["pid"].as_i64().unwrap() > 0, "{kind}: {state}");
-            }
-            _ => assert!(state["pid"].as_i64().unwrap() > 0, "{kind}: {state}"),
+        // runc: creating until create returns; startContainer sees "created".
+        let want = match kind.as_str() {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "startContainer" => "created",
+            "poststart" => "running",
+            _ => "stopped",
+        };
+        assert_eq!(status, want, "{kind}: {state}");
+        if kind != "poststop" {
+            assert!(state["pid"].as_i64().unwrap() > 0, "{kind}: {state}");
         }
     }
 }
@@ -125,18 +126,20 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     env.assert_clean();
 }
 
+/// runtime-spec 1.1+ (and runc): a failing poststart hook is an error that stops the
+/// container; `delete` then cleans up.
 #[test]
-fn failing_poststart_hook_is_only_a_warning() {
+fn failing_poststart_hook_fails_start_and_stops_the_container() {
     let env = Env::new();
     let mut b = env.bundle(&["sleep", "100"]);
     add_hook(&mut b, "poststart", shell_hook("exit 3", None));
     let id = env.id("postfail");
     env.create(&b, &id).success();
-    let out = env.paddock(&["start", &id]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.paddock(&["start", &id]).fails_with_one_line();
     assert!(out.stderr.contains("poststart"), "{out:?}");
-    assert_eq!(env.status(&id), "running");
-    env.paddock(&["delete", "--force", &id]).success();
+    assert!(env.wait_status(&id, "stopped"));
+    env.paddock(&["delete", &id]).success();
+    env.assert_clean();
 }
 
 #[test]
@@ -181,4 +184,34 @@ fn hooks_edited_after_create_do_not_count() {
     assert!(env.wait_status(&id, "stopped"));
     env.paddock(&["delete", &id]).success();
     assert!(!marker.exists());
+}
+
+#[test]
+fn start_container_hook_finishes_before_the_process_and_poststart() {
+    let env = Env::new();
+    let logdir = env.mkdir("hooklog");
+    let log = logdir.join("log");
+    let mut b = env.bundle(&["sh", "-c", "echo process >> /hooklog/log; sleep 100"]);
+    b.add_mount(bind(&logdir, "/hooklog", &["rw"]));
+    let slow = json!({"path": "/bin/sh", "args": ["sh", "-c", "sleep 1; echo startContainer >> /hooklog/log"]});
+    add_hook(&mut b, "startContainer", slow);
+    let post = format!("echo poststart >> {}", log.display());
+    add_hook(&mut b, "poststart", shell_hook(&post, None));
+    let id = env.id("order");
+    env.create(&b, &id).success();
+    env.paddock(&["start", &id]).success();
+    assert!(common::wait_for(|| fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        == 3));
+    let text = fs::read_to_string(&log).unwrap();
+    let pos = |k: &str| {
+        text.lines()
+            .position(|l| l == k)
+            .unwrap_or_else(|| panic!("{k}: {text}"))
+    };
+    assert!(pos("startContainer") < pos("process"), "{text}");
+    assert!(pos("startContainer") < pos("poststart"), "{text}");
+    env.paddock(&["delete", "--force", &id]).success();
 }

@@ -229,10 +229,16 @@ fn run_with_fd3(env: &Env, b: &common::Bundle, preserve: bool, file: &fs::File) 
     }
     let mut cmd = env.cmd(&args);
     let raw = file.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe; the new fd 3 has no CLOEXEC.
+    // SAFETY: dup2 and fcntl are async-signal-safe; fd 3 ends up without CLOEXEC.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            // dup2(3, 3) would keep FD_CLOEXEC, so clear it by hand in that case.
+            let r = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 3)
+            };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

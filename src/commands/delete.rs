@@ -24,15 +24,17 @@ pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     match c.status() {
-        Status::Stopped | Status::Created | Status::Creating => {}
-        s @ (Status::Running | Status::Paused) if !args.force => {
+        // The spec: deleting a container that is not stopped is an error (a
+        // container left "creating" by a killed create has no live init).
+        Status::Stopped | Status::Creating => {}
+        s if !args.force => {
             bail!(
                 "cannot delete container {} that is not stopped: {}",
                 c.id,
                 s.as_str()
             )
         }
-        Status::Running | Status::Paused => {}
+        _ => {}
     }
     destroy(sd, &c)
 }

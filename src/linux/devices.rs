@@ -162,7 +162,12 @@ fn create_node(root: BorrowedFd<'_>, node: &Node<'_>, in_userns: bool) -> Result
     if in_userns && node.kind != SFlag::S_IFIFO {
         return bind_host_device(dir.as_fd(), name, node);
     }
-    let rdev = libc::makedev(node.major, node.minor);
+    // A FIFO has no device number, whatever major/minor the config gives.
+    let rdev = if node.kind == SFlag::S_IFIFO {
+        0
+    } else {
+        libc::makedev(node.major, node.minor)
+    };
     mknod_replacing(dir.as_fd(), name, node.kind, rdev)?;
     let (fd, st) = open_nofollow_at(dir.as_fd(), name, OFlag::empty())?;
     if file_type(&st) != node.kind || st.st_rdev != rdev {

@@ -10,13 +10,14 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespace, LinuxNamespaceType};
 
 /// Joined by `path`: the namespace type (a CLONE_NEW* flag) and its file.
+#[derive(Debug)]
 pub struct Join {
     pub flag: libc::c_int,
     pub path: PathBuf,
 }
 
 /// The namespace plan, computed before anything is created.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Plan {
     /// CLONE_NEW* flags for the namespaces the clone() creates (no time, no cgroup).
     pub clone_flags: libc::c_int,

@@ -167,7 +167,6 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
     }
     keep_only_container_fds(a.preserve_fds)?;
-    reset_signals();
 
     a.chan.send(&Message::Ready)?;
     wait_for_start(&a.fifo)?;
@@ -178,6 +177,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
             &with_status(&state, "created"),
         )?;
     }
+    // Only now: writing hook stdin relies on SIGPIPE being ignored.
+    reset_signals();
     exec(&exe, process)
 }
 
