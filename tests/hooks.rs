@@ -160,7 +160,7 @@ fn failing_poststop_hook_is_only_a_warning_on_delete() {
 fn hook_timeout_fails_create() {
     let env = Env::new();
     let mut b = env.bundle(&["sleep", "100"]);
-    let script = format!("sleep 5; : {}", env.dir.display());
+    let script = format!("sleep 5; : {}", env.dir_slash());
     add_hook(&mut b, "prestart", shell_hook(&script, Some(1)));
     let id = env.id("timeout");
     let out = env.create(&b, &id).fails_with_one_line();

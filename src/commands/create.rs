@@ -17,15 +17,18 @@ use crate::state::{Container, StateDir, Status};
 /// A created container: init is blocked on the exec fifo, a child of this process.
 pub struct Created {
     pub pid: i32,
+    /// Our end of the console socket when `run` proxies the terminal itself.
+    pub console: Option<UnixStream>,
 }
 
 pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
-    create_container(g, args).map(|_| ())
+    create_container(g, args, false).map(|_| ())
 }
 
 /// Validates everything first, then makes the state dir, cgroup and init; on any
-/// error after that point all of them are removed again.
-pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
+/// error after that point all of them are removed again. With `proxy_console`, a
+/// terminal without --console-socket gets a socketpair whose far end is returned.
+pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> Result<Created> {
     crate::state::validate_id(&args.id)?;
     let bundle = spec::load(&args.bundle)?;
     let terminal = bundle
@@ -34,18 +37,24 @@ pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && args.console_socket.is_none() {
+    if terminal && args.console_socket.is_none() && !proxy_console {
         bail!("--console-socket: required when process.terminal is true");
     }
     if !terminal && args.console_socket.is_some() {
         bail!("--console-socket: given but process.terminal is false");
     }
     check_preserved_fds(args.preserve_fds)?;
-    let console = args
+    let mut console = args
         .console_socket
         .as_deref()
         .map(connect_console)
         .transpose()?;
+    let mut our_console = None;
+    if terminal && console.is_none() {
+        let (ours, theirs) = UnixStream::pair().context("console socketpair")?;
+        our_console = Some(ours);
+        console = Some(theirs.into());
+    }
     let cgroups_path = bundle
         .spec
         .linux()
@@ -99,7 +108,10 @@ pub fn create_container(g: &Globals, args: &CreateArgs) -> Result<Created> {
         let _ = sd.remove();
         return Err(e);
     }
-    Ok(Created { pid })
+    Ok(Created {
+        pid,
+        console: our_console,
+    })
 }
 
 fn launch(

@@ -1,5 +1,6 @@
 //! One thin orchestrator per subcommand.
 
+mod console_proxy;
 pub mod create;
 pub mod delete;
 pub mod kill;

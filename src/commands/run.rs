@@ -12,7 +12,18 @@ static INIT_PID: AtomicI32 = AtomicI32::new(0);
 /// returns the container's exit code (128+signal when it was killed).
 pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     let id = &args.create.id;
-    let created = create::create_container(g, &args.create)?;
+    // In the foreground a terminal without --console-socket is proxied by us.
+    let created = create::create_container(g, &args.create, !args.detach)?;
+    let master = match &created.console {
+        Some(sock) => match super::console_proxy::receive_master(sock) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                remove(g, id);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     if let Err(e) = start::start(g, id) {
         remove(g, id);
         return Err(e);
@@ -22,7 +33,10 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     }
     INIT_PID.store(created.pid, Ordering::SeqCst);
     forward_signals();
-    let code = crate::process::wait_exit_code(created.pid)?;
+    let code = match master {
+        Some(m) => super::console_proxy::proxy(m, created.pid)?,
+        None => crate::process::wait_exit_code(created.pid)?,
+    };
     if !args.keep {
         remove(g, id);
     }

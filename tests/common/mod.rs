@@ -322,8 +322,14 @@ impl Env {
     }
 
     fn mentions_us(&self, s: &str) -> bool {
-        s.contains(self.dir.to_str().unwrap())
+        s.contains(&self.dir_slash())
+            || s.ends_with(self.dir.to_str().unwrap())
             || self.ids().iter().any(|id| s.contains(id.as_str()))
+    }
+
+    /// The temp dir with a trailing slash: /tmp/paddock-test-1-1 must not match -1-12.
+    pub fn dir_slash(&self) -> String {
+        format!("{}/", self.dir.display())
     }
 
     /// Mount points in our mount table that mention the temp dir or our IDs.
@@ -486,14 +492,14 @@ impl Drop for Env {
         }
         self.cleanup();
         // Never remove through a mount.
-        let dir = self.dir.to_str().unwrap().to_string();
+        let dir = self.dir_slash();
         let mounted = fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
             .any(|l| {
                 l.split_whitespace()
                     .nth(4)
-                    .is_some_and(|m| m.starts_with(&dir))
+                    .is_some_and(|m| format!("{m}/").starts_with(&dir))
             });
         if mounted {
             problems.push(format!("not removing {dir}: mounts remain under it"));
