@@ -52,6 +52,9 @@ pub fn run(args: InitArgs<'_>) -> ! {
 }
 
 fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+    // Non-dumpable until execve: container processes cannot ptrace init or open
+    // its /proc files while it still holds host fds (CVE-2016-9962).
+    prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
     for fd in &a.close_fds {
         // SAFETY: closing our inherited copy; the state-dir lock must not outlive create.
         unsafe { libc::close(*fd) };
