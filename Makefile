@@ -34,7 +34,7 @@ test-unit:
 	$(CARGO) test --locked --bins
 
 test-integration: build
-	PADDOCK_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test '*' -- --test-threads=4
+	PADDOCK_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --no-fail-fast --test '*' -- --test-threads=4
 
 bench: build
 	bench/run.sh $(BIN)

@@ -64,6 +64,8 @@ pub enum Command {
     List(ListArgs),
     /// write a default config.json
     Spec(SpecArgs),
+    /// run a new process inside a running container
+    Exec(ExecArgs),
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +148,63 @@ pub enum ListFormat {
 }
 
 #[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// JSON file with the process to run (an OCI `process` object)
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// unix socket that receives the pty master with --tty
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// working directory inside the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// set an environment variable (KEY=VALUE); repeatable
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// uid[:gid] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// additional gids; repeatable
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// return once the process has started
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// file to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label for the process
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// add a capability to the bounding, effective and permitted sets; repeatable
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// pass N extra file descriptors (3 .. 3+N-1) to the process
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// run in this sub-cgroup of the container ([controller:]path)
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// allow exec into a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// the container ID
+    pub id: String,
+    /// the command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct SpecArgs {
     /// bundle directory to write config.json into
     #[arg(short = 'b', long, default_value = ".")]
@@ -177,6 +236,18 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "help",
+    "process",
+    "cwd",
+    "env",
+    "tty",
+    "user",
+    "additional-gids",
+    "process-label",
+    "apparmor",
+    "no-new-privs",
+    "cap",
+    "cgroup",
+    "ignore-paused",
 ];
 
 /// Rewrites `-flag[=v]` to `--flag[=v]` for known long flags, up to the first `--`.

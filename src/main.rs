@@ -67,6 +67,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Delete(a) => commands::delete::delete(&g, a)?,
         Command::List(a) => commands::list::list(&g, a)?,
         Command::Spec(a) => commands::spec::spec(a)?,
+        Command::Exec(a) => return commands::exec::exec(&g, a),
     }
     Ok(0)
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::RuntimeError;
 
 const STATE_FILE: &str = "state.json";
+/// The config as it was at create: later edits of the bundle must not affect the container.
+const CONFIG_FILE: &str = "config.json";
 const FIFO_FILE: &str = "exec.fifo";
 const MAX_ID_LEN: usize = 255;
 
@@ -219,6 +221,16 @@ impl StateDir {
 
     pub fn fifo_path(&self) -> PathBuf {
         self.dir.join(FIFO_FILE)
+    }
+
+    pub fn save_config(&self, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let data = serde_json::to_vec(spec).context("encode config")?;
+        fs::write(self.dir.join(CONFIG_FILE), data).context("save config copy")
+    }
+
+    pub fn load_config(&self) -> Result<oci_spec::runtime::Spec> {
+        let data = fs::read(self.dir.join(CONFIG_FILE)).context("read saved config")?;
+        crate::spec::parse(&data)
     }
 
     pub fn lock_fd(&self) -> i32 {

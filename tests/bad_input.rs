@@ -130,7 +130,7 @@ fn kill_with_unknown_signal_is_rejected() {
         assert!(out.stderr.contains(sig), "{out:?}");
     }
     assert_eq!(env.status(&id), "created");
-    env.paddock(&["delete", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
     env.assert_clean();
 }
 

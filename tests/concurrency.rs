@@ -127,7 +127,7 @@ fn a_held_container_lock_does_not_block_other_ids() {
     assert!(env.wait_status(&other, "stopped"));
     assert!(finishes(&env, &["delete", &other]));
     drop(dir);
-    env.paddock(&["delete", &held]).success();
+    env.paddock(&["delete", "--force", &held]).success();
 }
 
 #[test]

@@ -115,13 +115,17 @@ fn delete_of_running_container_needs_force() {
     assert!(!env.paddock(&["state", &id]).ok());
 }
 
+/// The spec (runc differs: it deletes a created container without --force).
 #[test]
-fn delete_of_created_container_works() {
+fn delete_of_created_container_needs_force() {
     let env = Env::new();
     let b = env.bundle(&["sleep", "100"]);
     let id = env.id("delc");
     env.create(&b, &id).success();
-    env.paddock(&["delete", &id]).success();
+    let out = env.paddock(&["delete", &id]).fails_with_one_line();
+    assert!(out.stderr.contains("created"), "{out:?}");
+    assert_eq!(env.status(&id), "created");
+    env.paddock(&["delete", "--force", &id]).success();
     env.assert_clean();
 }
 
@@ -149,7 +153,7 @@ fn double_create_fails_and_keeps_the_first_container() {
         "{out:?}"
     );
     assert_eq!(env.status(&id), "created");
-    env.paddock(&["delete", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
 }
 
 #[test]
@@ -190,8 +194,8 @@ fn list_prints_table_json_and_quiet() {
     let mut want = vec![a.as_str(), c.as_str()];
     want.sort();
     assert_eq!(q, want);
-    env.paddock(&["delete", &a]).success();
-    env.paddock(&["delete", &c]).success();
+    env.paddock(&["delete", "--force", &a]).success();
+    env.paddock(&["delete", "--force", &c]).success();
     assert_eq!(env.paddock(&["list", "-q"]).success().stdout, "");
 }
 
@@ -219,7 +223,7 @@ fn state_prints_only_json_with_all_fields() {
     assert_eq!(st["bundle"], b.dir.to_str().unwrap());
     assert!(is_rfc3339(st["created"].as_str().unwrap()), "{st}");
     assert_eq!(st["owner"], "root");
-    env.paddock(&["delete", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
 }
 
 #[test]
@@ -247,7 +251,7 @@ fn pid_file_holds_digits_only() {
         text.parse::<i64>().unwrap(),
         env.state(&id)["pid"].as_i64().unwrap()
     );
-    env.paddock(&["delete", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
 }
 
 #[test]

@@ -163,7 +163,7 @@ fn user_namespace_process_runs_as_host_uid_100000() {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(uid.split_whitespace().nth(1), Some("100000"), "{uid}");
-    env.paddock(&["delete", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
 }
 
 #[test]

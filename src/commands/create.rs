@@ -80,6 +80,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     };
     let result = sd
         .save(&container)
+        .and_then(|()| sd.save_config(&bundle.spec))
         .and_then(|()| Cgroup::create(&cg_rel))
         .and_then(|cg| {
             let r = launch(&sd, &bundle, args, console, &cg, &mut container);

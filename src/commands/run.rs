@@ -31,8 +31,7 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     if args.detach {
         return Ok(0);
     }
-    INIT_PID.store(created.pid, Ordering::SeqCst);
-    forward_signals();
+    forward_signals_to(created.pid);
     let code = match master {
         Some(m) => super::console_proxy::proxy(m, created.pid)?,
         None => crate::process::wait_exit_code(created.pid)?,
@@ -60,7 +59,9 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-fn forward_signals() {
+/// Forwards the usual terminal and job-control signals to `pid` from now on.
+pub fn forward_signals_to(pid: i32) {
+    INIT_PID.store(pid, Ordering::SeqCst);
     for sig in [
         libc::SIGHUP,
         libc::SIGINT,

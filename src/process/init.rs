@@ -203,7 +203,7 @@ fn unshare(flag: libc::c_int, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn prctl(option: libc::c_int, arg: libc::c_ulong, what: &str) -> Result<()> {
+pub(super) fn prctl(option: libc::c_int, arg: libc::c_ulong, what: &str) -> Result<()> {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(option, arg, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context(what.to_string());
@@ -277,7 +277,7 @@ fn setup_console(
 }
 
 /// args[0] as execve will find it: a path, or a search of PATH from process.env.
-fn find_executable(process: &Process) -> Result<PathBuf> {
+pub(super) fn find_executable(process: &Process) -> Result<PathBuf> {
     let args = process.args().as_deref().unwrap_or_default();
     let prog = args.first().context("process.args: empty")?;
     let candidates: Vec<PathBuf> = if prog.contains('/') {
@@ -301,7 +301,7 @@ fn find_executable(process: &Process) -> Result<PathBuf> {
 
 /// chdir, then check the kernel agrees we are where we asked to be: a cwd like
 /// /proc/self/fd/N must never leave us outside the container (CVE-2024-21626).
-fn chdir_inside(cwd: &Path) -> Result<()> {
+pub(super) fn chdir_inside(cwd: &Path) -> Result<()> {
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
     let actual = nix::unistd::getcwd()
         .with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
@@ -313,7 +313,7 @@ fn chdir_inside(cwd: &Path) -> Result<()> {
 
 /// Exactly the configured groups, then gid, then uid; capabilities survive the
 /// uid change only through KEEPCAPS, and are then set exactly by caps::apply.
-fn set_user(process: &Process) -> Result<()> {
+pub(super) fn set_user(process: &Process) -> Result<()> {
     let user = process.user();
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // SAFETY: pointer and length of a live vector.
@@ -339,7 +339,7 @@ fn set_user(process: &Process) -> Result<()> {
 }
 
 /// Every fd from 3+N up becomes close-on-exec; 3..3+N are handed to the program.
-fn keep_only_container_fds(preserve: u32) -> Result<()> {
+pub(super) fn keep_only_container_fds(preserve: u32) -> Result<()> {
     let first = 3 + preserve;
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags here.
@@ -365,7 +365,7 @@ fn keep_only_container_fds(preserve: u32) -> Result<()> {
 }
 
 /// Rust ignores SIGPIPE, and an ignored signal stays ignored across execve.
-fn reset_signals() {
+pub(super) fn reset_signals() {
     // SAFETY: restoring default dispositions and an empty mask.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -392,7 +392,7 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     }
 }
 
-fn exec(exe: &Path, process: &Process) -> Result<Infallible> {
+pub(super) fn exec(exe: &Path, process: &Process) -> Result<Infallible> {
     let to_c = |s: &str| CString::new(s).with_context(|| format!("process: NUL byte in {s:?}"));
     let path = CString::new(exe.as_os_str().as_bytes()).context("process.args[0]: NUL byte")?;
     let args = process

@@ -3,6 +3,7 @@
 //! know the order of setup steps.
 
 pub mod channel;
+mod exec;
 mod init;
 
 use std::fs::{self, File};
@@ -251,4 +252,116 @@ pub fn wait_exit_code(pid: i32) -> Result<i32> {
     } else {
         libc::WEXITSTATUS(status)
     })
+}
+
+/// Everything `exec` hands to the new process.
+pub struct ExecLaunch<'a> {
+    pub process: &'a oci_spec::runtime::Process,
+    pub init_pid: i32,
+    pub init_start_time: u64,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// Namespace files under /proc/<pid>/ns, user first and mount last; pid and time
+/// apply to children only, so the parent enters those for the clone.
+const EXEC_NAMESPACES: [(&str, libc::c_int); 8] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("pid", libc::CLONE_NEWPID),
+    ("time", libc::CLONE_NEWTIME),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// Starts a process inside a running container: it enters every namespace the
+/// container does not share with us and joins `cgroup` before it runs anything.
+/// Returns its pid once it has exec'd the program (or the reason it could not).
+pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
+    let mut joins = Vec::new();
+    let mut for_children = Vec::new();
+    for (name, flag) in EXEC_NAMESPACES {
+        let theirs = format!("/proc/{}/ns/{name}", launch.init_pid);
+        if same_file(&theirs, &format!("/proc/self/ns/{name}")) {
+            continue;
+        }
+        let join = namespaces::Join {
+            flag,
+            path: theirs.into(),
+        };
+        let fd = namespaces::open_ns(&join)?;
+        if flag == libc::CLONE_NEWPID || flag == libc::CLONE_NEWTIME {
+            for_children.push((fd, flag));
+        } else {
+            joins.push((fd, flag));
+        }
+    }
+    // The fds are open now; make sure they belong to the container's init and not
+    // to a process that reused its pid.
+    if !crate::state::is_alive(launch.init_pid, launch.init_start_time) {
+        bail!("container not running");
+    }
+    let (parent_end, child_end) = channel::pair()?;
+    let mut restore = Vec::new();
+    for (fd, flag) in &for_children {
+        let own = if *flag == libc::CLONE_NEWPID {
+            "/proc/self/ns/pid"
+        } else {
+            "/proc/self/ns/time"
+        };
+        let own_fd: OwnedFd = File::options()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(own)
+            .with_context(|| format!("open {own}"))?
+            .into();
+        namespaces::setns(fd, *flag, "container namespace")?;
+        restore.push((own_fd, *flag));
+    }
+    // SAFETY: single-threaded, fork-style clone; the child runs exec::run only.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) };
+    if pid == 0 {
+        drop(parent_end);
+        exec::run(exec::ExecArgs {
+            process: launch.process,
+            chan: child_end,
+            joins,
+            console: launch.console,
+            preserve_fds: launch.preserve_fds,
+        });
+    }
+    let clone_err = std::io::Error::last_os_error();
+    restore_namespaces(restore)?;
+    drop(child_end);
+    drop(launch.console);
+    if pid < 0 {
+        return Err(clone_err).context("clone exec process");
+    }
+    let pid = pid as i32;
+    let result = cgroup
+        .add(pid)
+        .and_then(|()| {
+            parent_end.send(&Message::Continue {
+                state: String::new(),
+            })
+        })
+        .and_then(|()| match parent_end.recv()? {
+            None => Ok(()),
+            Some(Message::Error { message }) => bail!("{message}"),
+            Some(other) => bail!("protocol error: unexpected {other:?} from exec process"),
+        });
+    if result.is_err() {
+        kill_and_reap(pid);
+    }
+    result.map(|()| pid)
+}
+
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

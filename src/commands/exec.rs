@@ -1,0 +1,222 @@
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
+
+use super::{create::write_pid_file, Globals};
+use crate::cli::ExecArgs;
+use crate::error::RuntimeError;
+use crate::linux::cgroups::Cgroup;
+use crate::process::{self, ExecLaunch};
+use crate::state::{StateDir, Status};
+
+/// Runs a process in a running container; in the foreground returns its exit
+/// code (128+signal when killed), with --detach returns once it has exec'd.
+pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
+    let (c, spec) = {
+        // Held only while reading: a long-running exec must not block other commands.
+        let sd = StateDir::open(&g.root, &args.id)?;
+        (sd.load()?, sd.load_config()?)
+    };
+    match c.status() {
+        Status::Created | Status::Running => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+        Status::Stopped | Status::Creating => return Err(RuntimeError::NotRunning.into()),
+    }
+    let process = match &args.process {
+        Some(path) => read_process_file(path)?,
+        None => process_from_flags(spec.process().as_ref(), args)?,
+    };
+    if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
+        bail!("--apparmor/--process-label: LSM labels are not supported yet");
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && args.console_socket.is_none() && args.detach {
+        bail!("--console-socket: required with --tty and --detach");
+    }
+    let mut proxy_end = None;
+    let console = match (&args.console_socket, terminal) {
+        (Some(p), true) => Some(
+            UnixStream::connect(p)
+                .with_context(|| format!("--console-socket: connect {}", p.display()))?
+                .into(),
+        ),
+        (None, true) => {
+            let (ours, theirs) = UnixStream::pair().context("console socketpair")?;
+            proxy_end = Some(ours);
+            Some(theirs.into())
+        }
+        (Some(_), false) => bail!("--console-socket: given without --tty"),
+        (None, false) => None,
+    };
+    let cgroup = exec_cgroup(&c.cgroup_path, args.cgroup.as_deref())?;
+    let pid = process::spawn_exec(
+        ExecLaunch {
+            process: &process,
+            init_pid: c.pid,
+            init_start_time: c.start_time,
+            console,
+            preserve_fds: args.preserve_fds,
+        },
+        &cgroup,
+    )?;
+    if let Some(p) = &args.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    match proxy_end {
+        Some(sock) => {
+            let master = super::console_proxy::receive_master(&sock)?;
+            super::console_proxy::proxy(master, pid)
+        }
+        None => {
+            super::run::forward_signals_to(pid);
+            process::wait_exit_code(pid)
+        }
+    }
+}
+
+fn read_process_file(path: &Path) -> Result<Process> {
+    let data =
+        std::fs::read(path).with_context(|| format!("--process: read {}", path.display()))?;
+    let de = &mut serde_json::Deserializer::from_slice(&data);
+    let p: Process = serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("--process: {}: {}", e.path(), e.inner()))?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        bail!("--process: args: must name the program to run");
+    }
+    Ok(p)
+}
+
+/// The container's own process config with the command and the flags applied.
+fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process> {
+    let mut p = base.cloned().context("saved config has no process")?;
+    if args.command.is_empty() {
+        bail!("exec: no command given");
+    }
+    p.set_args(Some(args.command.clone()));
+    p.set_terminal(Some(args.tty));
+    p.set_console_size(None);
+    if let Some(cwd) = &args.cwd {
+        if !cwd.is_absolute() {
+            bail!("--cwd: must be an absolute path");
+        }
+        p.set_cwd(cwd.clone());
+    }
+    if !args.env.is_empty() {
+        p.set_env(Some(merge_env(
+            p.env().as_deref().unwrap_or_default(),
+            &args.env,
+        )?));
+    }
+    if let Some(u) = &args.user {
+        let (uid, gid) = parse_user(u)?;
+        p.user_mut().set_uid(uid);
+        if let Some(gid) = gid {
+            p.user_mut().set_gid(gid);
+        }
+    }
+    if !args.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(args.additional_gids.clone()));
+    }
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = &args.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &args.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if !args.cap.is_empty() {
+        let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let cap = Capability::from_str(name)
+                .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
+            // Never inheritable or ambient (CVE-2022-29162).
+            let add = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = set.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            caps.set_bounding(add(caps.bounding()));
+            caps.set_effective(add(caps.effective()));
+            caps.set_permitted(add(caps.permitted()));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+/// The container's environment with KEY=VALUE overrides applied.
+fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>> {
+    let mut env: Vec<String> = base.to_vec();
+    for e in extra {
+        let Some((key, _)) = e.split_once('=') else {
+            bail!("--env: {e:?} is not KEY=VALUE");
+        };
+        env.retain(|x| x.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(e.clone());
+    }
+    Ok(env)
+}
+
+/// "uid" or "uid:gid", numeric as in runc.
+fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u
+        .parse()
+        .with_context(|| format!("--user: {s:?} is not uid[:gid]"))?;
+    let gid = g
+        .map(|g| {
+            g.parse()
+                .with_context(|| format!("--user: {s:?} is not uid[:gid]"))
+        })
+        .transpose()?;
+    Ok((uid, gid))
+}
+
+/// The container's cgroup, or the sub-cgroup --cgroup names ([controller:]path).
+fn exec_cgroup(container: &str, sub: Option<&str>) -> Result<Cgroup> {
+    let base = Path::new(container);
+    let Some(sub) = sub else {
+        return Cgroup::open(base);
+    };
+    let path = sub.rsplit_once(':').map_or(sub, |(_, p)| p);
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        bail!("--cgroup: {sub:?} must be a relative path inside the container's cgroup");
+    }
+    let cg = Cgroup::open(&base.join(rel))?;
+    if cg.dirs.is_empty() {
+        bail!("--cgroup: {sub:?} does not exist in the container's cgroup");
+    }
+    Ok(cg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_env_flags() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, None));
+        assert_eq!(parse_user("1000:2000").unwrap(), (1000, Some(2000)));
+        assert!(parse_user("bob").is_err());
+        let env = merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]).unwrap();
+        assert_eq!(env, ["B=2", "A=3"]);
+        assert!(merge_env(&[], &["NOEQ".into()]).is_err());
+    }
+}

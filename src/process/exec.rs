@@ -1,0 +1,98 @@
+//! Child side of exec: a new process that enters a running container. The order
+//! mirrors init's last steps; each constraint says why.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::Process;
+
+use super::channel::{Channel, Message};
+use super::init::{
+    chdir_inside, exec, find_executable, keep_only_container_fds, prctl, reset_signals, set_user,
+};
+use crate::linux::{caps, namespaces, rlimits, tty};
+
+pub struct ExecArgs<'a> {
+    pub process: &'a Process,
+    pub chan: Channel,
+    /// Namespaces of the container to enter, user first and mount last.
+    pub joins: Vec<(OwnedFd, libc::c_int)>,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+pub fn run(args: ExecArgs<'_>) -> ! {
+    let err = match setup(&args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let message = format!("{err:#}");
+    if args
+        .chan
+        .send(&Message::Error {
+            message: message.clone(),
+        })
+        .is_err()
+    {
+        crate::logger::write_stderr(&format!("paddock exec: {message}\n"));
+    }
+    // SAFETY: _exit skips destructors that belong to the parent.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
+    // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
+    prctl(libc::PR_SET_DUMPABLE, 0, "set exec process non-dumpable")?;
+    // The parent has put us in the container's cgroup.
+    match a.chan.recv()? {
+        Some(Message::Continue { .. }) => {}
+        other => bail!("protocol error: expected Continue, got {other:?}"),
+    }
+    for (fd, flag) in &a.joins {
+        namespaces::setns(fd, *flag, "container namespace")?;
+    }
+    let process = a.process;
+    let pty_slave = if process.terminal().unwrap_or(false) {
+        Some(open_console(a, process)?)
+    } else {
+        None
+    };
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    if let Some(slave) = &pty_slave {
+        // SAFETY: setsid has no preconditions; a terminal needs its own session.
+        unsafe { libc::setsid() };
+        tty::make_controlling_stdio(slave.as_fd())?;
+    }
+    drop(pty_slave);
+    if let Some(mask) = process.user().umask() {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    let exe = find_executable(process)?;
+    chdir_inside(process.cwd())?;
+    set_user(process)?;
+    caps::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
+    }
+    keep_only_container_fds(a.preserve_fds)?;
+    reset_signals();
+    // No Ready message: the channel is close-on-exec, so the parent sees EOF
+    // exactly when execve succeeded, and our Error message when it did not.
+    exec(&exe, process)
+}
+
+/// A pty from the container's own devpts, sent to the console socket.
+fn open_console(a: &ExecArgs<'_>, process: &Process) -> Result<OwnedFd> {
+    let socket = a
+        .console
+        .as_ref()
+        .context("--tty: no console socket to send the terminal to")?;
+    let root: OwnedFd = File::open("/").context("open container root")?.into();
+    let (master, slave) = tty::open_pty(root.as_fd())?;
+    tty::set_size(master.as_fd(), process.console_size().as_ref())?;
+    tty::send_to_console_socket(socket.as_fd(), master.as_fd())?;
+    Ok(slave)
+}
