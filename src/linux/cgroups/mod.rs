@@ -1,7 +1,19 @@
 //! The container's cgroup with the cgroupfs driver: one directory per mounted
-//! hierarchy (v1 controllers, the v2 unified mount, or a pure v2 tree). Resource
-//! limits come with the cgroups issue; here the cgroup exists so that every
-//! container process can be found (kill --all) and cleaned up (delete).
+//! hierarchy (v1 controllers, a hybrid host's v2 "unified" mount, or a pure v2
+//! tree). Nothing is ever mounted on the host; the layout is read from mountinfo.
+//!
+//! resources.rs plans and applies linux.resources (v1.rs / v2.rs turn it into
+//! file writes, devices.rs the v1 device allow-list), freezer.rs pauses,
+//! stats.rs and oom.rs feed `events`.
+
+pub mod devices;
+pub mod freezer;
+pub mod hierarchy;
+pub mod oom;
+pub mod resources;
+pub mod stats;
+pub mod v1;
+pub mod v2;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -11,12 +23,29 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+pub use hierarchy::{hierarchies, Hierarchy};
+
 /// Parent of containers whose config gives no cgroupsPath.
 const DEFAULT_PARENT: &str = "paddock";
 
 pub struct Cgroup {
+    /// The path below each hierarchy's root.
+    pub rel: PathBuf,
     /// One directory per hierarchy; the first one with cgroup.procs is used to list pids.
     pub dirs: Vec<PathBuf>,
+    hiers: Vec<Hierarchy>,
+}
+
+/// `--systemd-cgroup`: the systemd driver talks to systemd over D-Bus, which is
+/// not implemented; say so plainly instead of silently using cgroupfs.
+pub fn check_driver(systemd: bool) -> Result<()> {
+    if !systemd {
+        return Ok(());
+    }
+    if !Path::new("/run/systemd/system").is_dir() {
+        bail!("--systemd-cgroup: the systemd cgroup driver needs systemd running as PID 1, and it is not running on this host; use the cgroupfs driver (drop --systemd-cgroup)");
+    }
+    bail!("--systemd-cgroup: the systemd cgroup driver (D-Bus) is not supported yet; use the cgroupfs driver (drop --systemd-cgroup)");
 }
 
 /// The cgroup path relative to each hierarchy root, from linux.cgroupsPath.
@@ -25,6 +54,9 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
         None => return Ok(Path::new(DEFAULT_PARENT).join(id)),
         Some(p) => p,
     };
+    if p.as_os_str().is_empty() {
+        return Ok(Path::new(DEFAULT_PARENT).join(id));
+    }
     if p.as_os_str().to_string_lossy().contains(':') {
         bail!("linux.cgroupsPath: systemd slice paths (slice:prefix:name) need the systemd cgroup driver, which is not supported yet");
     }
@@ -42,30 +74,28 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     Ok(rel)
 }
 
-/// Mount points of every cgroup hierarchy in this mount namespace.
-pub fn hierarchies() -> Result<Vec<PathBuf>> {
-    let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            let mnt = pre.split_whitespace().nth(4)?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(mnt))
-        })
-        .collect())
-}
-
 impl Cgroup {
-    /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before tasks join.
+    /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before
+    /// tasks join; on pure v2 the parents delegate their controllers downwards.
     pub fn create(rel: &Path) -> Result<Cgroup> {
-        let mut cg = Cgroup { dirs: Vec::new() };
-        for h in hierarchies()? {
-            let dir = h.join(rel);
-            let result = fs::create_dir_all(&dir)
-                .with_context(|| format!("create cgroup {}", dir.display()))
-                .and_then(|()| init_cpuset(&h, rel));
+        let hiers = hierarchies()?;
+        let pure_v2 = hierarchy::is_pure_v2(&hiers);
+        let mut cg = Cgroup {
+            rel: rel.to_path_buf(),
+            dirs: Vec::new(),
+            hiers: Vec::new(),
+        };
+        for h in hiers {
+            let dir = h.mount.join(rel);
+            let result = if pure_v2 {
+                v2::create_delegating(&h.mount, rel)
+            } else {
+                fs::create_dir_all(&dir)
+                    .with_context(|| format!("create cgroup {}", dir.display()))
+                    .and_then(|()| init_cpuset(&h.mount, rel))
+            };
             cg.dirs.push(dir);
+            cg.hiers.push(h);
             if let Err(e) = result {
                 let _ = cg.remove();
                 return Err(e);
@@ -76,12 +106,42 @@ impl Cgroup {
 
     /// The cgroup of an existing container (directories that still exist).
     pub fn open(rel: &Path) -> Result<Cgroup> {
-        let dirs = hierarchies()?
-            .into_iter()
-            .map(|h| h.join(rel))
-            .filter(|d| d.is_dir())
-            .collect();
-        Ok(Cgroup { dirs })
+        let mut cg = Cgroup {
+            rel: rel.to_path_buf(),
+            dirs: Vec::new(),
+            hiers: Vec::new(),
+        };
+        for h in hierarchies()? {
+            let d = h.mount.join(rel);
+            if d.is_dir() {
+                cg.dirs.push(d);
+                cg.hiers.push(h);
+            }
+        }
+        Ok(cg)
+    }
+
+    /// True when the host has only the v2 hierarchy.
+    pub fn is_pure_v2(&self) -> bool {
+        hierarchy::is_pure_v2(&self.hiers)
+    }
+
+    /// The directory of a v1 controller ("memory", "cpu", ...), if mounted.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.hiers
+            .iter()
+            .zip(&self.dirs)
+            .find(|(h, _)| !h.v2 && h.controllers.iter().any(|c| c == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// The directory in the v2 hierarchy (pure v2, or a hybrid host's unified mount).
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.hiers
+            .iter()
+            .zip(&self.dirs)
+            .find(|(h, _)| h.v2)
+            .map(|(_, d)| d.as_path())
     }
 
     pub fn add(&self, pid: i32) -> Result<()> {
@@ -93,21 +153,51 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Every process in the cgroup.
+    /// Every process in the cgroup (and, on v2, its child cgroups).
     pub fn pids(&self) -> Vec<i32> {
-        self.dirs
+        let Some(dir) = self
+            .dirs
             .iter()
-            .find_map(|d| fs::read_to_string(d.join("cgroup.procs")).ok())
-            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+            .find(|d| d.join("cgroup.procs").exists())
+        else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        collect_pids(dir, &mut pids);
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// SIGKILL to everything through v2 cgroup.kill; false where the kernel has none.
+    pub fn kill_all(&self) -> bool {
+        self.v2_dir()
+            .map(|d| d.join("cgroup.kill"))
+            .filter(|f| f.exists())
+            .is_some_and(|f| fs::write(f, "1").is_ok())
     }
 
     /// Removes the directories, retrying while exiting processes still hold them (EBUSY).
     pub fn remove(&self) -> Result<()> {
+        // Frozen processes cannot die; a paused container is thawed on its way out.
+        let _ = freezer::thaw(self);
         for d in self.dirs.iter().rev() {
             remove_dir_retrying(d)?;
         }
         Ok(())
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_pids(&e.path(), out);
+            }
+        }
     }
 }
 
@@ -155,6 +245,11 @@ fn init_cpuset(hierarchy: &Path, rel: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the container's cgroup is frozen (for `state`: "paused").
+pub fn is_paused(cgroup_path: &str) -> bool {
+    Cgroup::open(Path::new(cgroup_path)).is_ok_and(|cg| freezer::is_frozen(&cg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +257,10 @@ mod tests {
     #[test]
     fn cgroups_path_forms() {
         assert_eq!(relative_path(None, "c").unwrap(), Path::new("paddock/c"));
+        assert_eq!(
+            relative_path(Some(Path::new("")), "c").unwrap(),
+            Path::new("paddock/c")
+        );
         assert_eq!(
             relative_path(Some(Path::new("/a/b")), "c").unwrap(),
             Path::new("a/b")
@@ -173,5 +272,12 @@ mod tests {
         assert!(relative_path(Some(Path::new("/a/../b")), "c").is_err());
         assert!(relative_path(Some(Path::new("/")), "c").is_err());
         assert!(relative_path(Some(Path::new("system.slice:p:n")), "c").is_err());
+    }
+
+    #[test]
+    fn systemd_driver_is_a_clear_error() {
+        assert!(check_driver(false).is_ok());
+        let e = format!("{:#}", check_driver(true).unwrap_err());
+        assert!(e.contains("systemd"), "{e}");
     }
 }

@@ -1,0 +1,103 @@
+//! Which cgroup hierarchies this host has, read from /proc/self/mountinfo:
+//! v1 (one mount per controller set), hybrid (v1 plus a cgroup2 "unified"
+//! mount) or pure v2 (one cgroup2 mount).
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    /// v1: the controllers of this mount ("cpu", "memory", "name=systemd", ...);
+    /// v2: empty (the controllers are in cgroup.controllers).
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// Mount points of every cgroup hierarchy in this mount namespace, each
+/// filesystem once (bind mounts of a hierarchy elsewhere are skipped).
+pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(parse(&info))
+}
+
+pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split_whitespace().collect();
+        let post: Vec<&str> = post.split_whitespace().collect();
+        let (Some(dev), Some(root), Some(mnt), Some(fstype)) =
+            (pre.get(2), pre.get(3), pre.get(4), post.first())
+        else {
+            continue;
+        };
+        if !matches!(*fstype, "cgroup" | "cgroup2") || *root != "/" || !seen.insert(*dev) {
+            continue;
+        }
+        let v2 = *fstype == "cgroup2";
+        let controllers = if v2 {
+            Vec::new()
+        } else {
+            post.get(2)
+                .map(|o| {
+                    o.split(',')
+                        .filter(|c| !matches!(*c, "rw" | "ro" | "xattr") && !c.contains('/'))
+                        .filter(|c| !c.starts_with("release_agent"))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        out.push(Hierarchy {
+            mount: PathBuf::from(mnt),
+            controllers,
+            v2,
+        });
+    }
+    out
+}
+
+/// Pure v2: a cgroup2 hierarchy and no v1 one.
+pub fn is_pure_v2(h: &[Hierarchy]) -> bool {
+    h.iter().any(|h| h.v2) && h.iter().all(|h| h.v2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,release_agent=/x,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+51 27 0:29 / /tmp/x rw - cgroup cgroup rw,cpu
+52 27 0:36 /sub /tmp/y rw - cgroup cgroup rw,pids
+";
+
+    #[test]
+    fn hybrid_layout() {
+        let h = parse(HYBRID);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[0].controllers, ["cpu"]);
+        assert_eq!(h[1].controllers, ["cpu", "cpuacct"]);
+        assert_eq!(h[2].controllers, ["name=systemd"]);
+        assert!(h[3].v2);
+        assert!(!is_pure_v2(&h));
+    }
+
+    #[test]
+    fn pure_v2_layout() {
+        let h = parse("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
+        assert_eq!(h.len(), 1);
+        assert!(is_pure_v2(&h));
+    }
+}
