@@ -66,6 +66,16 @@ pub enum Command {
     Spec(SpecArgs),
     /// run a new process inside a running container
     Exec(ExecArgs),
+    /// suspend every process in the container (cgroup freezer)
+    Pause(IdArg),
+    /// resume every process of a paused container
+    Resume(IdArg),
+    /// change the resource limits of a container
+    Update(UpdateArgs),
+    /// list the processes of a container
+    Ps(PsArgs),
+    /// print resource stats and OOM events of a container
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +222,81 @@ pub struct SpecArgs {
     /// write a config for a rootless container
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// JSON LinuxResources to apply, from a file or `-` for stdin
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// memory limit in bytes (suffixes k, m, g allowed; -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// memory plus swap limit (-1 for unlimited)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// memory soft limit
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// kernel memory limit (deprecated)
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// kernel TCP buffer memory limit (deprecated)
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// CPU CFS quota in microseconds (-1 for unlimited)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS period in microseconds
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<String>,
+    /// CPU realtime period in microseconds
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<String>,
+    /// CPUs to run on (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// memory nodes to use (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// maximum number of pids (-1 or 0 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// block IO weight, 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<String>,
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// output format: table (host ps output) or json (pids)
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: ListFormat,
+    /// the container ID
+    pub id: String,
+    /// options for ps (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// print the container's stats once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// stats interval, a Go duration such as 5s or 500ms
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// the container ID
+    pub id: String,
 }
 
 /// Long flags callers may spell Go-style with a single dash (`-root`, `-log-format=json`).

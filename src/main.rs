@@ -58,6 +58,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let Some(command) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
     };
+    if matches!(command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+        // These put a process into a container: run them from a sealed copy.
+        linux::exeseal::ensure_sealed()?;
+    }
     match command {
         Command::Create(a) => commands::create::create(&g, a)?,
         Command::Start(a) => commands::start::start(&g, &a.id)?,
@@ -68,6 +72,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => commands::list::list(&g, a)?,
         Command::Spec(a) => commands::spec::spec(a)?,
         Command::Exec(a) => return commands::exec::exec(&g, a),
+        Command::Pause(a) => commands::pause::pause(&g, &a.id)?,
+        Command::Resume(a) => commands::resume::resume(&g, &a.id)?,
+        Command::Update(a) => commands::update::update(&g, a)?,
+        Command::Ps(a) => commands::ps::ps(&g, a)?,
+        Command::Events(a) => commands::events::events(&g, a)?,
     }
     Ok(0)
 }

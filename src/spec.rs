@@ -113,6 +113,9 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     if ns.join_of(libc::CLONE_NEWUSER).is_some() && ns.clone_flags != 0 {
         bail!("linux.namespaces: joining a user namespace by path while creating other namespaces is not supported");
     }
+    if let Some(r) = linux.resources() {
+        crate::linux::cgroups::resources::validate(r)?;
+    }
     if let Some(s) = linux.sysctl() {
         let flags = sysctl::NamespaceFlags {
             net: ns.has(libc::CLONE_NEWNET),

@@ -96,6 +96,10 @@ impl Container {
             },
             recorded => {
                 if is_alive(self.pid, self.start_time) {
+                    // A frozen cgroup is "paused" whatever was recorded before.
+                    if crate::linux::cgroups::is_paused(&self.cgroup_path) {
+                        return Status::Paused;
+                    }
                     recorded
                 } else {
                     Status::Stopped

@@ -60,6 +60,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
+    cgroups::check_driver(g.systemd_cgroup)?;
     let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id)?;
 
     let sd = StateDir::create(&g.root, &args.id)?;
@@ -82,6 +83,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
         .and_then(|()| Cgroup::create(&cg_rel))
+        .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
         .and_then(|cg| {
             let r = launch(&sd, &bundle, args, console, &cg, &mut container);
             if r.is_err() {

@@ -22,8 +22,15 @@ pub fn kill(g: &Globals, args: &KillArgs) -> Result<()> {
         if pids.is_empty() && c.status() == Status::Stopped {
             return Err(RuntimeError::NotRunning.into());
         }
-        for pid in pids {
-            send(pid, sig);
+        // v2 cgroup.kill reaches processes forked while we signal; else one by one.
+        if !(sig == libc::SIGKILL && cg.kill_all()) {
+            for pid in pids {
+                send(pid, sig);
+            }
+        }
+        if sig == libc::SIGKILL {
+            // Frozen (paused) processes die only once thawed.
+            let _ = crate::linux::cgroups::freezer::thaw(&cg);
         }
         return Ok(());
     }

@@ -3,14 +3,19 @@
 mod console_proxy;
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod spec_default;
 pub mod start;
 pub mod state;
+pub mod update;
 
 use std::path::PathBuf;
 

@@ -5,11 +5,14 @@
 pub mod caps;
 pub mod cgroups;
 pub mod devices;
+pub mod exeseal;
 pub mod hooks;
+pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
 pub mod rlimits;
 pub mod rootfs;
 pub mod safepath;
+pub mod seccomp;
 pub mod sysctl;
 pub mod tty;

@@ -29,8 +29,6 @@ pub use hierarchy::{hierarchies, Hierarchy};
 const DEFAULT_PARENT: &str = "paddock";
 
 pub struct Cgroup {
-    /// The path below each hierarchy's root.
-    pub rel: PathBuf,
     /// One directory per hierarchy; the first one with cgroup.procs is used to list pids.
     pub dirs: Vec<PathBuf>,
     hiers: Vec<Hierarchy>,
@@ -81,7 +79,6 @@ impl Cgroup {
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
         let mut cg = Cgroup {
-            rel: rel.to_path_buf(),
             dirs: Vec::new(),
             hiers: Vec::new(),
         };
@@ -107,7 +104,6 @@ impl Cgroup {
     /// The cgroup of an existing container (directories that still exist).
     pub fn open(rel: &Path) -> Result<Cgroup> {
         let mut cg = Cgroup {
-            rel: rel.to_path_buf(),
             dirs: Vec::new(),
             hiers: Vec::new(),
         };

@@ -1,0 +1,108 @@
+//! `events ID`: with --stats one stats object; otherwise a stream of stats
+//! every --interval and OOM events as they happen, one JSON object per line,
+//! until the container stops.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::Globals;
+use crate::cli::EventsArgs;
+use crate::error::RuntimeError;
+use crate::linux::cgroups::{oom::OomWatch, stats, Cgroup};
+use crate::state::{is_alive, StateDir, Status};
+
+/// How often the loop looks at whether the container still runs.
+const TICK: Duration = Duration::from_millis(100);
+
+pub fn events(g: &Globals, args: &EventsArgs) -> Result<()> {
+    let interval = parse_duration(&args.interval).context("--interval")?;
+    // The lock is held only while reading the state: a stream must not block delete.
+    let c = StateDir::open(&g.root, &args.id)?.load()?;
+    if c.status() == Status::Stopped {
+        return Err(RuntimeError::NotRunning.into());
+    }
+    let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
+    let stats_line = |cg: &Cgroup| {
+        json!({"type": "stats", "id": c.id, "data": stats::collect(cg)}).to_string() + "\n"
+    };
+    if args.stats {
+        crate::print_stdout(&stats_line(&cg));
+        return Ok(());
+    }
+    let oom_line = json!({"type": "oom", "id": c.id}).to_string() + "\n";
+    let mut oom = OomWatch::new(&cg)?;
+    let mut next = Instant::now() + interval;
+    loop {
+        let alive = is_alive(c.pid, c.start_time) && g.root.join(&c.id).exists();
+        let wait = if alive {
+            next.saturating_duration_since(Instant::now()).min(TICK)
+        } else {
+            Duration::ZERO
+        };
+        for _ in 0..oom.wait(wait) {
+            crate::print_stdout(&oom_line);
+        }
+        if !alive {
+            return Ok(());
+        }
+        if Instant::now() >= next {
+            crate::print_stdout(&stats_line(&cg));
+            next += interval;
+        }
+    }
+}
+
+/// A Go duration: "5s", "500ms", "1m30s", "1.5h"; must be positive.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (n, tail) = rest.split_at(n_end);
+        let u_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(u_end);
+        let n: f64 = n
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => bail!("invalid duration {s:?}: unknown unit {unit:?}"),
+        };
+        total += n * scale;
+        rest = tail;
+    }
+    if total <= 0.0 || !total.is_finite() {
+        bail!("duration {s:?} must be greater than 0");
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        for bad in ["", "5", "0s", "5x", "s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! linux.resources: validated before anything exists (spec.rs), planned as a
+//! list of cgroup file writes (v1.rs / v2.rs, pure), then applied. Every file a
+//! plan needs is checked first, so an unsupported controller changes nothing;
+//! a write the kernel refuses rolls the earlier single-value writes back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxDevice, LinuxResources, Spec};
+
+use super::{v1, v2, Cgroup};
+
+/// What to do when no target file of a write exists on this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// The config asked for something this host cannot do: an error naming the field.
+    Error,
+    /// Deprecated or removed by the kernel: a warning, then go on.
+    Warn,
+}
+
+/// One cgroup file write. `targets` are alternatives: the first file that exists wins
+/// (e.g. blkio.weight, else blkio.bfq.weight, each with its own value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub field: String,
+    /// v1 controller ("memory", ...) whose hierarchy holds the file; "" for the v2 directory.
+    pub ctrl: &'static str,
+    pub targets: Vec<(String, String)>,
+    pub missing: Missing,
+}
+
+impl Write {
+    pub fn new(field: &str, ctrl: &'static str, file: &str, value: impl ToString) -> Write {
+        Write {
+            field: field.to_string(),
+            ctrl,
+            targets: vec![(file.to_string(), value.to_string())],
+            missing: Missing::Error,
+        }
+    }
+
+    pub fn or(mut self, file: &str, value: impl ToString) -> Write {
+        self.targets.push((file.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn warn_if_missing(mut self) -> Write {
+        self.missing = Missing::Warn;
+        self
+    }
+}
+
+/// At create: linux.resources (if any) and, on v1, the device allow-list with
+/// linux.devices. On error the cgroup is removed again.
+pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
+    let linux = spec.linux().as_ref();
+    let default = LinuxResources::default();
+    let r = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&default);
+    let devices = linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    match apply(&cg, r, Some(devices)) {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e)
+        }
+    }
+}
+
+/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
+/// are allowed on top of the default device list (v1); None leaves devices alone
+/// unless `r` has rules.
+pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
+    validate(r)?;
+    let plan = if cg.is_pure_v2() {
+        v2::plan(r)?
+    } else {
+        let cur_limit = cg
+            .v1_dir("memory")
+            .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        v1::plan(r, devices, cur_limit)?
+    };
+    apply_plan(cg, &plan)
+}
+
+/// Resolves every write to a file (or a warning), then writes them in order.
+pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
+    let mut resolved: Vec<(&Write, PathBuf, &str)> = Vec::new();
+    for w in plan {
+        let dir = if w.ctrl.is_empty() {
+            cg.v2_dir()
+        } else {
+            cg.v1_dir(w.ctrl)
+        };
+        let found = dir.and_then(|d| {
+            w.targets
+                .iter()
+                .map(|(f, v)| (d.join(f), v.as_str()))
+                .find(|(p, _)| p.exists())
+        });
+        match (found, w.missing) {
+            (Some((p, v)), _) => resolved.push((w, p, v)),
+            (None, Missing::Warn) => crate::logger::warn(&format!(
+                "{}: {} is not available on this kernel; ignored",
+                w.field, w.targets[0].0
+            )),
+            (None, Missing::Error) => bail!("{}: {}", w.field, unsupported(w, dir)),
+        }
+    }
+    let mut undo: Vec<(PathBuf, String)> = Vec::new();
+    for (w, path, value) in resolved {
+        let old = restorable(&path);
+        if let Err(e) = write_file(&path, value) {
+            for (p, v) in undo.iter().rev() {
+                let _ = fs::write(p, v);
+            }
+            return Err(e).with_context(|| format!("{}: write {:?}", w.field, value));
+        }
+        if let Some(old) = old {
+            undo.push((path, old));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(w: &Write, dir: Option<&Path>) -> String {
+    let file = &w.targets[0].0;
+    match dir {
+        None if w.ctrl.is_empty() => {
+            format!("needs cgroup v2 ({file}), which this host does not have for the container")
+        }
+        None => format!(
+            "the {} cgroup controller is not available on this host",
+            w.ctrl
+        ),
+        Some(d) => format!(
+            "not supported on this host: {} does not exist",
+            d.join(file).display()
+        ),
+    }
+}
+
+/// The current value, when the file holds one line that can be written back.
+fn restorable(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    if name.starts_with("devices.") || name == "cgroup.event_control" {
+        return None;
+    }
+    let old = fs::read_to_string(path).ok()?;
+    let old = old.trim_end();
+    (!old.is_empty() && !old.contains('\n')).then(|| old.to_string())
+}
+
+pub fn write_file(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).with_context(|| format!("write {}", path.display()))
+}
+
+/// Checks that need no kernel: ranges, formats, and the unified keys.
+pub fn validate(r: &LinuxResources) -> Result<()> {
+    if let Some(c) = r.cpu() {
+        if let (Some(q), Some(b)) = (c.quota(), c.burst()) {
+            if q > 0 && b > q as u64 {
+                bail!("linux.resources.cpu.burst: {b} must not be larger than quota {q}");
+            }
+        }
+        if let Some(i) = c.idle() {
+            if !(0..=1).contains(&i) {
+                bail!("linux.resources.cpu.idle: must be 0 or 1, got {i}");
+            }
+        }
+        check_list("linux.resources.cpu.cpus", c.cpus().as_deref())?;
+        check_list("linux.resources.cpu.mems", c.mems().as_deref())?;
+    }
+    if let Some(m) = r.memory() {
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                bail!("linux.resources.memory.swappiness: must be 0 to 100, got {s}");
+            }
+        }
+        if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
+            if l > 0 && s > 0 && s < l {
+                bail!("linux.resources.memory.swap: {s} is memory+swap and must not be smaller than limit {l}");
+            }
+        }
+    }
+    if let Some(b) = r.block_io() {
+        check_weight("linux.resources.blockIO.weight", b.weight())?;
+        check_weight("linux.resources.blockIO.leafWeight", b.leaf_weight())?;
+        for (i, d) in b.weight_device().iter().flatten().enumerate() {
+            check_weight(
+                &format!("linux.resources.blockIO.weightDevice[{i}].weight"),
+                d.weight(),
+            )?;
+        }
+    }
+    for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+        page_size(h.page_size())
+            .with_context(|| format!("linux.resources.hugepageLimits[{i}].pageSize"))?;
+    }
+    for (i, d) in r.devices().iter().flatten().enumerate() {
+        let access = d.access().as_deref().unwrap_or("rwm");
+        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            bail!("linux.resources.devices[{i}].access: must be made of r, w and m, got {access:?}");
+        }
+    }
+    for key in r.unified().iter().flat_map(|u| u.keys()) {
+        check_unified_key(key)?;
+    }
+    Ok(())
+}
+
+/// A unified key names one file in the container's own cgroup directory.
+pub fn check_unified_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.contains('/')
+        || key == "."
+        || key == ".."
+        || key.contains("..")
+        || !key.contains('.')
+    {
+        bail!("linux.resources.unified: {key:?} is not a cgroup file name (controller.file, no '/' or '..')");
+    }
+    Ok(())
+}
+
+fn check_weight(field: &str, w: Option<u16>) -> Result<()> {
+    match w {
+        Some(w) if w != 0 && !(10..=1000).contains(&w) => {
+            bail!("{field}: must be 10 to 1000, got {w}")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// "0-3,7": numbers and ranges separated by commas.
+fn check_list(field: &str, list: Option<&str>) -> Result<()> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    for part in list.split(',') {
+        let mut ends = part.trim().splitn(2, '-');
+        let ok = ends
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            bail!("{field}: {list:?} is not a list like 0-3,7");
+        }
+    }
+    Ok(())
+}
+
+/// "2MB" -> "2MB" after checking it is a size with a unit, as the hugetlb files spell it.
+pub fn page_size(s: &str) -> Result<String> {
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let unit = &s[digits.len()..];
+    if digits.is_empty() || !matches!(unit, "KB" | "MB" | "GB" | "TB") {
+        bail!("{s:?} is not a page size like 2MB or 1GB");
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        for (json, field) in [
+            (r#"{"cpu":{"quota":1000,"burst":2000}}"#, "cpu.burst"),
+            (r#"{"cpu":{"cpus":"0-x"}}"#, "cpu.cpus"),
+            (r#"{"memory":{"swappiness":101}}"#, "memory.swappiness"),
+            (r#"{"memory":{"limit":100,"swap":50}}"#, "memory.swap"),
+            (r#"{"blockIO":{"weight":5}}"#, "blockIO.weight"),
+            (r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#, "hugepageLimits[0]"),
+            (r#"{"unified":{"../x":"1"}}"#, "unified"),
+            (r#"{"unified":{"a/b.c":"1"}}"#, "unified"),
+            (r#"{"devices":[{"allow":true,"access":"rwx"}]}"#, "devices[0]"),
+        ] {
+            let e = format!("{:#}", validate(&res(json)).unwrap_err());
+            assert!(e.contains(field), "{json}: {e}");
+        }
+        validate(&res(
+            r#"{"cpu":{"cpus":"0-3,7","quota":2000,"burst":1000},"memory":{"limit":100,"swap":-1},"unified":{"memory.high":"1"}}"#,
+        ))
+        .unwrap();
+    }
+}
