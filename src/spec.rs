@@ -180,6 +180,9 @@ fn check_executable(spec: &Spec, rootfs: &Path) -> Result<()> {
     let Some(prog) = process.args().as_ref().and_then(|a| a.first()) else {
         return Ok(());
     };
+    if prog.contains('/') && !prog.starts_with('/') {
+        return Ok(());
+    }
     let mount_dests: Vec<&Path> = spec
         .mounts()
         .as_deref()
@@ -187,37 +190,77 @@ fn check_executable(spec: &Spec, rootfs: &Path) -> Result<()> {
         .iter()
         .map(|m| m.destination().as_path())
         .collect();
-    let candidates: Vec<PathBuf> = if prog.contains('/') {
-        if !prog.starts_with('/') {
-            return Ok(());
-        }
-        vec![PathBuf::from(prog)]
-    } else {
-        search_path(process.env().as_deref().unwrap_or_default())
-            .into_iter()
-            .map(|d| d.join(prog))
-            .collect()
-    };
-    if candidates.is_empty()
-        || candidates
-            .iter()
-            .any(|c| mount_dests.iter().any(|d| c.starts_with(d)))
+    let env = process.env().as_deref().unwrap_or_default();
+    let candidates = program_candidates(prog, process.cwd(), env);
+    if candidates
+        .iter()
+        .any(|c| mount_dests.iter().any(|d| c.starts_with(d)))
     {
         return Ok(());
     }
-    // Symlinks in the image are resolved by init later; only a plain absence is final here.
-    let found = candidates.iter().any(|c| {
+    // Symlinks in the image are resolved by init later, inside the container.
+    find_program(prog, process.cwd(), env, |c| {
         let host = rootfs.join(c.strip_prefix("/").unwrap_or(c));
         match fs::symlink_metadata(&host) {
-            Ok(m) if m.file_type().is_symlink() => true,
-            Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
-            Err(_) => false,
+            Ok(m) if m.file_type().is_symlink() => Probe::Executable,
+            Ok(m) => Probe::of(&m),
+            Err(_) => Probe::Missing,
         }
-    });
-    if !found {
-        bail!("process.args[0]: executable {prog:?} not found in the container");
+    })
+    .map(|_| ())
+}
+
+/// What a path is, as far as running it goes.
+pub enum Probe {
+    Missing,
+    Directory,
+    NotExecutable,
+    Executable,
+}
+
+impl Probe {
+    pub fn of(m: &fs::Metadata) -> Probe {
+        if m.is_dir() {
+            Probe::Directory
+        } else if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+            Probe::Executable
+        } else {
+            Probe::NotExecutable
+        }
     }
-    Ok(())
+}
+
+fn program_candidates(prog: &str, cwd: &Path, env: &[String]) -> Vec<PathBuf> {
+    if prog.contains('/') {
+        vec![cwd.join(prog)]
+    } else {
+        search_path(env).into_iter().map(|d| d.join(prog)).collect()
+    }
+}
+
+/// Where execve will find `prog`. Failures use runc's wording, which callers map
+/// to exit codes: "executable file not found in $PATH" and "no such file or
+/// directory" to 127, "permission denied" to 126.
+pub fn find_program(
+    prog: &str,
+    cwd: &Path,
+    env: &[String],
+    probe: impl Fn(&Path) -> Probe,
+) -> Result<PathBuf> {
+    let candidates = program_candidates(prog, cwd, env);
+    if !prog.contains('/') {
+        return candidates
+            .into_iter()
+            .find(|c| matches!(probe(c), Probe::Executable))
+            .with_context(|| format!("process.args[0]: exec: {prog:?}: executable file not found in $PATH"));
+    }
+    let path = candidates.into_iter().next().unwrap_or_else(|| PathBuf::from(prog));
+    match probe(&path) {
+        Probe::Executable => Ok(path),
+        Probe::Missing => bail!("process.args[0]: exec: {prog:?}: stat {prog}: no such file or directory"),
+        Probe::Directory => bail!("process.args[0]: exec: {prog:?}: is a directory"),
+        Probe::NotExecutable => bail!("process.args[0]: exec: {prog:?}: permission denied"),
+    }
 }
 
 /// Directories of PATH from the process environment (or the usual default).
@@ -296,6 +339,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("linux.uidMappings"));
+    }
+
+    #[test]
+    fn program_lookup_uses_the_wording_callers_map_to_exit_codes() {
+        let env = ["PATH=/bin".to_string()];
+        let probe = |p: &Path| match p.to_str() {
+            Some("/bin/sh") => Probe::Executable,
+            Some("/etc/passwd") => Probe::NotExecutable,
+            _ => Probe::Missing,
+        };
+        let cwd = Path::new("/");
+        assert_eq!(find_program("sh", cwd, &env, probe).unwrap(), Path::new("/bin/sh"));
+        let e = |prog: &str| find_program(prog, cwd, &env, probe).unwrap_err().to_string();
+        assert!(e("nope").ends_with("executable file not found in $PATH"));
+        assert!(e("/nope").ends_with("no such file or directory"));
+        assert!(e("/etc/passwd").ends_with("permission denied"));
+        assert!(e("nope").starts_with("process.args[0]"));
     }
 
     #[test]

@@ -14,7 +14,14 @@ use crate::state::{is_alive, Container, StateDir, Status};
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
 pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
-    let sd = StateDir::open(&g.root, &args.id)?;
+    let sd = match StateDir::open(&g.root, &args.id) {
+        Ok(sd) => sd,
+        // As runc: forcing the delete of a container that is already gone succeeds.
+        Err(e) if args.force && matches!(e.downcast_ref(), Some(RuntimeError::NotExist)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
     let c = match sd.load() {
         Ok(c) => c,
         // `create` was killed before it wrote any state: nothing but the dir to remove.

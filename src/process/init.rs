@@ -7,7 +7,6 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +14,7 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::channel::{Channel, Message};
 use crate::linux::{caps, devices, hooks, mounts, namespaces, rlimits, rootfs, sysctl, tty};
-use crate::spec::{search_path, Bundle};
+use crate::spec::{find_program, Bundle, Probe};
 
 pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
@@ -280,23 +279,11 @@ fn setup_console(
 pub(super) fn find_executable(process: &Process) -> Result<PathBuf> {
     let args = process.args().as_deref().unwrap_or_default();
     let prog = args.first().context("process.args: empty")?;
-    let candidates: Vec<PathBuf> = if prog.contains('/') {
-        let p = PathBuf::from(prog);
-        vec![if p.is_absolute() {
-            p
-        } else {
-            process.cwd().join(p)
-        }]
-    } else {
-        search_path(process.env().as_deref().unwrap_or_default())
-            .into_iter()
-            .map(|d| d.join(prog))
-            .collect()
-    };
-    candidates
-        .into_iter()
-        .find(|c| fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-        .with_context(|| format!("process.args[0]: executable {prog:?} not found in the container"))
+    let env = process.env().as_deref().unwrap_or_default();
+    find_program(prog, process.cwd(), env, |c| match fs::metadata(c) {
+        Ok(m) => Probe::of(&m),
+        Err(_) => Probe::Missing,
+    })
 }
 
 /// chdir, then check the kernel agrees we are where we asked to be: a cwd like
