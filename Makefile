@@ -6,9 +6,11 @@ BIN := target/$(TARGET)/release/paddock
 # glibc linked statically: one self-contained binary (libseccomp is static via build.rs).
 STATIC_FLAGS := -C target-feature=+crt-static
 APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
+# test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).
+E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo
 
-.PHONY: all deps build demo test test-unit test-integration bench lint install clean
+.PHONY: all deps build demo test test-unit test-integration test-e2e bench lint install clean
 
 all: build
 
@@ -35,6 +37,15 @@ test-unit:
 
 test-integration: build
 	PADDOCK_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --no-fail-fast --test '*' -- --test-threads=4
+
+# containerd 1.6 and Podman 4.3 from Debian, each in a private mount namespace, paddock as runtime.
+test-e2e: build
+	@missing=""; for p in $(E2E_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@rc=0; integration/containerd.sh $(CURDIR)/$(BIN) || rc=1; integration/podman.sh $(CURDIR)/$(BIN) || rc=1; exit $$rc
 
 bench: build
 	bench/run.sh $(BIN)

@@ -125,6 +125,10 @@ EOF
     # nothing left in containerd
     OUT=$("${C[@]}" task ls -q 2>&1; "${C[@]}" container ls -q 2>&1)
     if [ -z "$OUT" ]; then pass "no tasks or containers left in containerd"; else fail "left in containerd: $(echo $OUT)"; fi
+    # The runtime's delete removes the container's cgroups (the callers' parent dirs stay).
+    local cg
+    cg=$(find /sys/fs/cgroup/*/$NS -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true)
+    if [ -z "$cg" ]; then pass "no container cgroups left under /sys/fs/cgroup/*/$NS/"; else fail "container cgroups left: $(echo $cg)"; fi
 }
 
 inner_cleanup() {

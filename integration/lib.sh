@@ -83,7 +83,7 @@ host_sweep() { # SNAPDIR MNTNS
             [ -f "$cg/cgroup.freeze" ] && echo 0 >"$cg/cgroup.freeze" 2>/dev/null || true
             [ -f "$cg/cgroup.procs" ] && victims="$victims $(cat "$cg/cgroup.procs" 2>/dev/null | tr '\n' ' ')"
         done < <(new_cgroups "$d/cgroups")
-        victims=$(echo $victims)
+        victims=$(printf "%s\n" $victims | sort -un | tr "\n" " " | sed "s/ *$//")
         [ -z "$victims" ] && break
         echo "cleanup: killing leftover pids: $victims"
         kill -9 $victims 2>/dev/null || true
@@ -140,10 +140,12 @@ e2e_main() {
     mkdir -p "$E2E_TMP/snap"
     host_snapshot "$E2E_TMP/snap"
     local start=$SECONDS
-    trap 'e2e_outer_cleanup' EXIT
+    trap 'e2e_on_exit' EXIT
     trap 'exit 130' INT TERM
     set +e
-    unshare --mount --propagation private -- bash "$E2E_SCRIPT" --inner
+    # In the background so that a signal to this shell runs the cleanup trap at once.
+    unshare --mount --propagation private -- bash "$E2E_SCRIPT" --inner &
+    wait $!
     local rc=$?
     set -e
     if [ -f "$E2E_TMP/counts" ]; then
@@ -164,6 +166,13 @@ e2e_outer_cleanup() {
     [ -f "$E2E_TMP/swept" ] && return 0
     host_sweep "$E2E_TMP/snap" "$(cat "$E2E_TMP/mntns" 2>/dev/null || true)"
     touch "$E2E_TMP/swept"
+}
+
+e2e_on_exit() { # interrupted or failed before the end: sweep, then drop the temp dir
+    local rc=$?
+    e2e_outer_cleanup
+    [ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_TMP"
+    exit $rc
 }
 
 # Inside the namespace: hide host dirs the callers write to behind tmpfs.

@@ -85,6 +85,10 @@ EOF
 
     OUT=$("${P[@]}" ps -aq 2>&1)
     if [ -z "$OUT" ]; then pass "no containers left in podman"; else fail "left in podman: $(echo $OUT)"; fi
+    # The runtime's delete removes the container's cgroups (the callers' parent dirs stay).
+    local cg
+    cg=$(find /sys/fs/cgroup/*/libpod_parent -mindepth 1 -maxdepth 1 -type d -name "libpod-*" 2>/dev/null || true)
+    if [ -z "$cg" ]; then pass "no container cgroups left under /sys/fs/cgroup/*/libpod_parent/libpod-*"; else fail "container cgroups left: $(echo $cg)"; fi
 }
 
 inner_cleanup() {

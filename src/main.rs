@@ -58,7 +58,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let Some(command) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
     };
-    if matches!(command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
         // These put a process into a container: run them from a sealed copy.
         linux::exeseal::ensure_sealed()?;
     }
@@ -97,7 +100,7 @@ fn one_line_usage_error(text: &str) -> String {
 fn default_root() -> PathBuf {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/run/paddock");
+        return PathBuf::from(state::DEFAULT_ROOT);
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("paddock"),

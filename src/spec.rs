@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::linux::{caps, devices, hooks, mounts, namespaces, rlimits, sysctl};
+use crate::linux::{caps, devices, hooks, lsm, mounts, namespaces, rlimits, seccomp, sysctl};
 
 /// A validated config with the absolute paths derived from it.
 pub struct Bundle {
@@ -131,6 +131,14 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     if let Some(d) = linux.devices() {
         devices::validate(d)?;
     }
+    if let Some(s) = linux.seccomp() {
+        seccomp::validate(s)?;
+    }
+    lsm::validate(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        linux.mount_label().as_deref(),
+    )?;
     if linux
         .namespaces()
         .as_deref()
@@ -252,12 +260,19 @@ pub fn find_program(
         return candidates
             .into_iter()
             .find(|c| matches!(probe(c), Probe::Executable))
-            .with_context(|| format!("process.args[0]: exec: {prog:?}: executable file not found in $PATH"));
+            .with_context(|| {
+                format!("process.args[0]: exec: {prog:?}: executable file not found in $PATH")
+            });
     }
-    let path = candidates.into_iter().next().unwrap_or_else(|| PathBuf::from(prog));
+    let path = candidates
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| PathBuf::from(prog));
     match probe(&path) {
         Probe::Executable => Ok(path),
-        Probe::Missing => bail!("process.args[0]: exec: {prog:?}: stat {prog}: no such file or directory"),
+        Probe::Missing => {
+            bail!("process.args[0]: exec: {prog:?}: stat {prog}: no such file or directory")
+        }
         Probe::Directory => bail!("process.args[0]: exec: {prog:?}: is a directory"),
         Probe::NotExecutable => bail!("process.args[0]: exec: {prog:?}: permission denied"),
     }
@@ -350,8 +365,15 @@ mod tests {
             _ => Probe::Missing,
         };
         let cwd = Path::new("/");
-        assert_eq!(find_program("sh", cwd, &env, probe).unwrap(), Path::new("/bin/sh"));
-        let e = |prog: &str| find_program(prog, cwd, &env, probe).unwrap_err().to_string();
+        assert_eq!(
+            find_program("sh", cwd, &env, probe).unwrap(),
+            Path::new("/bin/sh")
+        );
+        let e = |prog: &str| {
+            find_program(prog, cwd, &env, probe)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(e("nope").ends_with("executable file not found in $PATH"));
         assert!(e("/nope").ends_with("no such file or directory"));
         assert!(e("/etc/passwd").ends_with("permission denied"));

@@ -85,6 +85,8 @@ pub struct OciState<'a> {
 }
 
 pub const OCI_VERSION: &str = "1.3.0";
+/// The state root for root when --root is not given; it does not depend on the environment.
+pub const DEFAULT_ROOT: &str = "/run/paddock";
 
 impl Container {
     pub fn status(&self) -> Status {

@@ -61,7 +61,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
     cgroups::check_driver(g.systemd_cgroup)?;
-    let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id)?;
+    let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id, &g.root)?;
 
     let sd = StateDir::create(&g.root, &args.id)?;
     let mut container = Container {

@@ -30,9 +30,11 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
         Some(path) => read_process_file(path)?,
         None => process_from_flags(spec.process().as_ref(), args)?,
     };
-    if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
-        bail!("--apparmor/--process-label: LSM labels are not supported yet");
-    }
+    crate::linux::lsm::validate(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        None,
+    )?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && args.console_socket.is_none() && args.detach {
         bail!("--console-socket: required with --tty and --detach");
@@ -56,6 +58,8 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
     let pid = process::spawn_exec(
         ExecLaunch {
             process: &process,
+            linux: spec.linux().as_ref(),
+            state: c.hook_state(Status::Running),
             init_pid: c.pid,
             init_start_time: c.start_time,
             console,
@@ -137,8 +141,7 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
     if !args.cap.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
         for name in &args.cap {
-            let cap = Capability::from_str(name)
-                .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))?;
+            let cap = parse_capability(name)?;
             // Never inheritable or ambient (CVE-2022-29162).
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = set.clone().unwrap_or_default();
@@ -185,25 +188,35 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// The container's cgroup, or the sub-cgroup --cgroup names ([controller:]path).
+/// The container's cgroup, or the sub-cgroup --cgroup names ([controller:]path) in
+/// that controller's hierarchy, the container's own cgroup in every other one.
 fn exec_cgroup(container: &str, sub: Option<&str>) -> Result<Cgroup> {
-    let base = Path::new(container);
+    let cg = Cgroup::open(Path::new(container))?;
     let Some(sub) = sub else {
-        return Cgroup::open(base);
+        return Ok(cg);
     };
-    let path = sub.rsplit_once(':').map_or(sub, |(_, p)| p);
+    let (controller, path) = match sub.split_once(':') {
+        Some((c, p)) => (Some(c), p),
+        None => (None, sub),
+    };
     let rel = Path::new(path.trim_start_matches('/'));
-    if rel
-        .components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
     {
         bail!("--cgroup: {sub:?} must be a relative path inside the container's cgroup");
     }
-    let cg = Cgroup::open(&base.join(rel))?;
-    if cg.dirs.is_empty() {
-        bail!("--cgroup: {sub:?} does not exist in the container's cgroup");
-    }
-    Ok(cg)
+    cg.with_sub(controller, rel)
+}
+
+/// runc's spelling (CAP_NET_RAW) as well as oci-spec's (NET_RAW), any case.
+fn parse_capability(name: &str) -> Result<Capability> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    Capability::from_str(bare)
+        .or_else(|_| Capability::from_str(&upper))
+        .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))
 }
 
 #[cfg(test)]
@@ -218,5 +231,13 @@ mod tests {
         let env = merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]).unwrap();
         assert_eq!(env, ["B=2", "A=3"]);
         assert!(merge_env(&[], &["NOEQ".into()]).is_err());
+    }
+
+    #[test]
+    fn capability_spellings() {
+        for n in ["CAP_NET_RAW", "NET_RAW", "cap_net_raw", "net_raw"] {
+            assert_eq!(parse_capability(n).unwrap(), Capability::NetRaw, "{n}");
+        }
+        assert!(parse_capability("CAP_NOPE").is_err());
     }
 }

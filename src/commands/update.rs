@@ -55,7 +55,7 @@ fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
         vals[i] = v.as_deref().map(|s| ram_in_bytes(flag, s)).transpose()?;
     }
     if vals.iter().any(Option::is_some) {
-        let mut m: LinuxMemory = r.memory().clone().unwrap_or_default();
+        let mut m: LinuxMemory = r.memory().unwrap_or_default();
         let [limit, swap, reservation, kernel, kernel_tcp] = vals;
         if limit.is_some() {
             m.set_limit(limit);

@@ -6,14 +6,15 @@
 //! path overlayfs cannot take), a sealed memfd copy that can be neither written
 //! nor resized.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Context, Result};
 
-const SEALS: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
 /// MFD_EXEC (Linux 6.3): executable even where vm.memfd_noexec defaults to noexec.
 const MFD_EXEC: libc::c_uint = 0x10;
 
@@ -47,7 +48,9 @@ pub fn ensure_sealed() -> Result<()> {
     let sealed = match overlay_view() {
         Ok(fd) => fd,
         Err(e) => {
-            crate::logger::debug(&format!("overlayfs view of the binary: {e:#}; copying to a memfd"));
+            crate::logger::debug(&format!(
+                "overlayfs view of the binary: {e:#}; copying to a memfd"
+            ));
             sealed_copy(&exe)?
         }
     };
@@ -57,15 +60,23 @@ pub fn ensure_sealed() -> Result<()> {
         .context("argument with a NUL byte")?;
     let env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
-            let mut kv = OsString::from(k);
+            let mut kv = k;
             kv.push("=");
             kv.push(v);
             CString::new(kv.as_bytes())
         })
         .collect::<std::result::Result<_, _>>()
         .context("environment with a NUL byte")?;
-    let argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-    let envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
     // SAFETY: NUL-terminated argv/envp arrays that outlive the call.
     unsafe {
         libc::syscall(
@@ -99,7 +110,12 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd> {
     while copied < len {
         // SAFETY: in-kernel copy between two valid fds.
         let n = unsafe {
-            libc::sendfile(memfd.as_raw_fd(), exe.as_raw_fd(), std::ptr::null_mut(), (len - copied) as usize)
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                std::ptr::null_mut(),
+                (len - copied) as usize,
+            )
         };
         if n < 0 {
             return Err(std::io::Error::last_os_error()).context("copy binary into memfd");
@@ -132,7 +148,13 @@ fn overlay_view() -> Result<OwnedFd> {
     let overlay = detached_mount("overlay", &[("lowerdir", &lower)])?;
     let name = CString::new(name.as_bytes()).context("binary name")?;
     // SAFETY: openat relative to our own mount fd with a NUL-terminated name.
-    let fd = unsafe { libc::openat(overlay.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::openat(
+            overlay.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error()).context("open the binary in the overlay");
     }
@@ -156,14 +178,26 @@ fn detached_mount(fstype: &str, options: &[(&str, &str)]) -> Result<OwnedFd> {
         }
     };
     // SAFETY: fsopen with a NUL-terminated type name.
-    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, ty.as_ptr(), FSOPEN_CLOEXEC) }, "fsopen")?;
+    let fs = check(
+        unsafe { libc::syscall(libc::SYS_fsopen, ty.as_ptr(), FSOPEN_CLOEXEC) },
+        "fsopen",
+    )?;
     // SAFETY: a fresh fd that nothing else owns.
     let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
     for (key, value) in options {
         let (k, v) = (CString::new(*key)?, CString::new(*value)?);
         // SAFETY: fsconfig with NUL-terminated key and value.
         check(
-            unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) },
+            unsafe {
+                libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs.as_raw_fd(),
+                    FSCONFIG_SET_STRING,
+                    k.as_ptr(),
+                    v.as_ptr(),
+                    0,
+                )
+            },
             "fsconfig",
         )?;
     }
@@ -183,7 +217,14 @@ fn detached_mount(fstype: &str, options: &[(&str, &str)]) -> Result<OwnedFd> {
     )?;
     // SAFETY: fsmount of a created filesystem context.
     let mnt = check(
-        unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY) },
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_RDONLY,
+            )
+        },
         "fsmount",
     )?;
     // SAFETY: a fresh fd that nothing else owns.

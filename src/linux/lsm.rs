@@ -16,7 +16,7 @@ use nix::unistd::write;
 const APPARMOR_ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
 const SELINUXFS: &str = "/sys/fs/selinux";
 /// SELINUX_MAGIC from linux/magic.h.
-const SELINUX_MAGIC: i64 = 0xf97c_ff8c;
+const SELINUX_MAGIC: libc::__fsword_t = 0xf97c_ff8c;
 
 /// Refuses an AppArmor profile or SELinux label on a host that cannot apply it.
 /// Empty strings mean "not set", as in runc.
@@ -70,7 +70,7 @@ fn apparmor_enabled() -> bool {
 
 /// SELinux is enabled when selinuxfs is mounted at /sys/fs/selinux.
 fn selinux_enabled() -> bool {
-    statfs(SELINUXFS).is_ok_and(|s| s.filesystem_type().0 as i64 == SELINUX_MAGIC)
+    statfs(SELINUXFS).is_ok_and(|s| s.filesystem_type().0 == SELINUX_MAGIC)
 }
 
 /// Makes the next execve of this thread enter AppArmor profile `profile`.

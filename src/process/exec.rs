@@ -10,12 +10,15 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    chdir_inside, exec, find_executable, keep_only_container_fds, prctl, reset_signals, set_user,
+    apply_lsm_labels, chdir_inside, exec, find_executable, keep_only_container_fds, load_seccomp,
+    prctl, prepare_seccomp, reset_signals, set_user,
 };
 use crate::linux::{caps, namespaces, rlimits, tty};
 
 pub struct ExecArgs<'a> {
     pub process: &'a Process,
+    /// The container's linux section as saved at create (for its seccomp profile).
+    pub linux: Option<&'a oci_spec::runtime::Linux>,
     pub chan: Channel,
     /// Namespaces of the container to enter, user first and mount last.
     pub joins: Vec<(OwnedFd, libc::c_int)>,
@@ -46,10 +49,16 @@ fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
     // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0, "set exec process non-dumpable")?;
     // The parent has put us in the container's cgroup.
-    match a.chan.recv()? {
-        Some(Message::Continue { .. }) => {}
+    let state = match a.chan.recv()? {
+        Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),
-    }
+    };
+    // Both need host paths: the notify agent's socket and the host's /proc.
+    let seccomp = match a.linux {
+        Some(linux) => prepare_seccomp(linux)?,
+        None => None,
+    };
+    apply_lsm_labels(a.process)?;
     for (fd, flag) in &a.joins {
         namespaces::setns(fd, *flag, "container namespace")?;
     }
@@ -72,12 +81,19 @@ fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
     }
     let exe = find_executable(process)?;
     chdir_inside(process.cwd())?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let mut seccomp = seccomp;
+    if !no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps drop.
+        load_seccomp(seccomp.take(), &state)?;
+    }
     set_user(process)?;
     caps::apply(process.capabilities().as_ref())?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
     }
     keep_only_container_fds(a.preserve_fds)?;
+    load_seccomp(seccomp, &state)?;
     reset_signals();
     // No Ready message: the channel is close-on-exec, so the parent sees EOF
     // exactly when execve succeeded, and our Error message when it did not.

@@ -7,13 +7,16 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{Linux, Process, Spec};
 
 use super::channel::{Channel, Message};
-use crate::linux::{caps, devices, hooks, mounts, namespaces, rlimits, rootfs, sysctl, tty};
+use crate::linux::{
+    caps, devices, hooks, lsm, mounts, namespaces, rlimits, rootfs, seccomp, sysctl, tty,
+};
 use crate::spec::{find_program, Bundle, Probe};
 
 pub struct InitArgs<'a> {
@@ -88,6 +91,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
             .context("process.oomScoreAdj: write /proc/self/oom_score_adj")?;
     }
 
+    // Built (and its notify agent connected) while host paths are still reachable.
+    let seccomp = prepare_seccomp(linux)?;
     let in_userns = plan.has(libc::CLONE_NEWUSER);
     rootfs::set_root_propagation(linux.rootfs_propagation().as_deref())?;
     let root = rootfs::bind_rootfs(&a.bundle.rootfs)?;
@@ -120,6 +125,9 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
         )?;
     }
 
+    // Through the host /proc, before pivot_root: the container cannot redirect it
+    // (CVE-2019-16884). It takes effect at execve.
+    apply_lsm_labels(process)?;
     if let Some(s) = linux.sysctl() {
         // Through the host /proc, which the container cannot have tampered with.
         sysctl::apply(s)?;
@@ -163,9 +171,15 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     // Resolved now so that a missing program fails `create`, not `start`.
     let exe = find_executable(process)?;
     chdir_inside(process.cwd())?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let mut seccomp = seccomp;
+    if !no_new_privs {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps drop.
+        load_seccomp(seccomp.take(), &state)?;
+    }
     set_user(process)?;
     caps::apply(process.capabilities().as_ref())?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
     }
     keep_only_container_fds(a.preserve_fds)?;
@@ -179,9 +193,61 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
             &with_status(&state, "created"),
         )?;
     }
+    // With no_new_privs the filter goes on last, so it confines only the program.
+    load_seccomp(seccomp, &state)?;
     // Only now: writing hook stdin relies on SIGPIPE being ignored.
     reset_signals();
     exec(&exe, process)
+}
+
+/// A seccomp filter built ahead of time, and the connection to its notify agent.
+pub(super) struct Seccomp {
+    filter: seccomp::Filter,
+    agent: Option<(UnixStream, String)>,
+}
+
+pub(super) fn prepare_seccomp(linux: &Linux) -> Result<Option<Seccomp>> {
+    let Some(s) = linux.seccomp() else {
+        return Ok(None);
+    };
+    let filter = seccomp::build(s)?;
+    let agent = match s.listener_path() {
+        Some(p) => Some((
+            UnixStream::connect(p)
+                .with_context(|| format!("linux.seccomp.listenerPath: connect {}", p.display()))?,
+            s.listener_metadata().clone().unwrap_or_default(),
+        )),
+        None => None,
+    };
+    Ok(Some(Seccomp { filter, agent }))
+}
+
+/// Loads the filter; a notify listener fd goes to the agent with `state` and is closed.
+pub(super) fn load_seccomp(s: Option<Seccomp>, state: &str) -> Result<()> {
+    let Some(s) = s else {
+        return Ok(());
+    };
+    let listener = seccomp::load(s.filter)?;
+    if let (Some(fd), Some((agent, metadata))) = (listener, &s.agent) {
+        seccomp::send_notify_fd_over(agent, metadata, state, fd.as_fd())?;
+    }
+    Ok(())
+}
+
+/// AppArmor profile / SELinux label for the next execve (the loader has already
+/// refused them when the host has no such LSM).
+pub(super) fn apply_lsm_labels(process: &Process) -> Result<()> {
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        lsm::apply_apparmor_on_exec(p)?;
+    }
+    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        lsm::apply_selinux_on_exec(l)?;
+    }
+    Ok(())
 }
 
 fn with_status(state: &str, status: &str) -> String {

@@ -257,6 +257,9 @@ pub fn wait_exit_code(pid: i32) -> Result<i32> {
 /// Everything `exec` hands to the new process.
 pub struct ExecLaunch<'a> {
     pub process: &'a oci_spec::runtime::Process,
+    pub linux: Option<&'a oci_spec::runtime::Linux>,
+    /// The container's state JSON; its pid becomes the new process's for the notify agent.
+    pub state: String,
     pub init_pid: i32,
     pub init_start_time: u64,
     pub console: Option<OwnedFd>,
@@ -326,6 +329,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         drop(parent_end);
         exec::run(exec::ExecArgs {
             process: launch.process,
+            linux: launch.linux,
             chan: child_end,
             joins,
             console: launch.console,
@@ -344,7 +348,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         .add(pid)
         .and_then(|()| {
             parent_end.send(&Message::Continue {
-                state: String::new(),
+                state: with_pid(&launch.state, pid),
             })
         })
         .and_then(|()| match parent_end.recv()? {
@@ -356,6 +360,16 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         kill_and_reap(pid);
     }
     result.map(|()| pid)
+}
+
+fn with_pid(state: &str, pid: i32) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["pid"] = pid.into();
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
 }
 
 fn same_file(a: &str, b: &str) -> bool {

@@ -347,12 +347,26 @@ impl Env {
         if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
             bases.extend(rd.flatten().map(|e| e.path()));
         }
+        // The runtime names a container's default cgroup `paddock/<id>` or, for a
+        // private --root as in these tests, `paddock/<id>-<hash of the root>`.
+        let ids = self.ids();
+        let ours = |name: &str| {
+            ids.iter().any(|id| {
+                name == id
+                    || name
+                        .strip_prefix(id.as_str())
+                        .is_some_and(|r| r.len() == 9 && r.starts_with('-'))
+            })
+        };
         let mut left = Vec::new();
         for b in bases {
-            for id in self.ids() {
-                let d = b.join("paddock").join(&id);
-                if d.is_dir() {
-                    left.push(d);
+            for e in fs::read_dir(b.join("paddock"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if ours(&e.file_name().to_string_lossy()) && e.path().is_dir() {
+                    left.push(e.path());
                 }
             }
         }
@@ -384,9 +398,9 @@ impl Env {
             let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-            let in_cg = ids
-                .iter()
-                .any(|id| cg.contains(&format!("/paddock/{id}\n")));
+            let in_cg = ids.iter().any(|id| {
+                cg.contains(&format!("/paddock/{id}\n")) || cg.contains(&format!("/paddock/{id}-"))
+            });
             if self.mentions_us(&cmd) || in_cg {
                 left.push((pid, cmd));
             }

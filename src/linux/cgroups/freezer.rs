@@ -41,7 +41,9 @@ pub fn is_frozen(cg: &Cgroup) -> bool {
 /// Freezes every process and waits until the kernel says they all are.
 pub fn freeze(cg: &Cgroup) -> Result<()> {
     let deadline = Instant::now() + FREEZE_WAIT;
-    match freezer(cg).context("pause: no freezer cgroup (v1 freezer or v2 cgroup.freeze) on this host")? {
+    match freezer(cg)
+        .context("pause: no freezer cgroup (v1 freezer or v2 cgroup.freeze) on this host")?
+    {
         Freezer::V1(d) => {
             let state = d.join("freezer.state");
             loop {

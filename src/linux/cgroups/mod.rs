@@ -46,15 +46,14 @@ pub fn check_driver(systemd: bool) -> Result<()> {
     bail!("--systemd-cgroup: the systemd cgroup driver (D-Bus) is not supported yet; use the cgroupfs driver (drop --systemd-cgroup)");
 }
 
-/// The cgroup path relative to each hierarchy root, from linux.cgroupsPath.
-pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
+/// The cgroup path relative to each hierarchy root, from linux.cgroupsPath. The
+/// default is `paddock/<id>` under the default --root; containers of another state
+/// root get a suffix from it, since IDs are unique only within one root.
+pub fn relative_path(cgroups_path: Option<&Path>, id: &str, root: &Path) -> Result<PathBuf> {
     let p = match cgroups_path {
-        None => return Ok(Path::new(DEFAULT_PARENT).join(id)),
-        Some(p) => p,
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Ok(Path::new(DEFAULT_PARENT).join(default_leaf(id, root))),
     };
-    if p.as_os_str().is_empty() {
-        return Ok(Path::new(DEFAULT_PARENT).join(id));
-    }
     if p.as_os_str().to_string_lossy().contains(':') {
         bail!("linux.cgroupsPath: systemd slice paths (slice:prefix:name) need the systemd cgroup driver, which is not supported yet");
     }
@@ -70,6 +69,22 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
         bail!("linux.cgroupsPath: {} names the root cgroup", p.display());
     }
     Ok(rel)
+}
+
+fn default_leaf(id: &str, root: &Path) -> String {
+    if root == Path::new(crate::state::DEFAULT_ROOT) {
+        return id.to_string();
+    }
+    // FNV-1a: stable across releases, unlike std's hasher.
+    let hash = root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    // The ID is at most 255 bytes of ASCII; keep the name within NAME_MAX.
+    format!("{}-{:08x}", &id[..id.len().min(240)], hash as u32)
 }
 
 impl Cgroup {
@@ -97,6 +112,40 @@ impl Cgroup {
                 let _ = cg.remove();
                 return Err(e);
             }
+        }
+        Ok(cg)
+    }
+
+    /// The same cgroup with `sub` (relative, existing) below it in the hierarchies of
+    /// `controller`, or in all of them when none is named: `exec --cgroup [ctrl:]sub`.
+    /// The other hierarchies keep the container's own directory.
+    pub fn with_sub(&self, controller: Option<&str>, sub: &Path) -> Result<Cgroup> {
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            hiers: self.hiers.clone(),
+        };
+        let mut matched = false;
+        for (dir, h) in self.dirs.iter().zip(&self.hiers) {
+            let applies = match controller {
+                None => true,
+                Some(c) => h.v2 && self.is_pure_v2() || h.controllers.iter().any(|x| x == c),
+            };
+            if !applies {
+                cg.dirs.push(dir.clone());
+                continue;
+            }
+            let d = dir.join(sub);
+            if !d.is_dir() {
+                bail!("--cgroup: {} does not exist", d.display());
+            }
+            matched = true;
+            cg.dirs.push(d);
+        }
+        if !matched {
+            bail!(
+                "--cgroup: no cgroup hierarchy has the controller {:?}",
+                controller.unwrap_or("")
+            );
         }
         Ok(cg)
     }
@@ -151,11 +200,7 @@ impl Cgroup {
 
     /// Every process in the cgroup (and, on v2, its child cgroups).
     pub fn pids(&self) -> Vec<i32> {
-        let Some(dir) = self
-            .dirs
-            .iter()
-            .find(|d| d.join("cgroup.procs").exists())
-        else {
+        let Some(dir) = self.dirs.iter().find(|d| d.join("cgroup.procs").exists()) else {
             return Vec::new();
         };
         let mut pids = Vec::new();
@@ -252,22 +297,34 @@ mod tests {
 
     #[test]
     fn cgroups_path_forms() {
-        assert_eq!(relative_path(None, "c").unwrap(), Path::new("paddock/c"));
+        let d = Path::new(crate::state::DEFAULT_ROOT);
+        assert_eq!(relative_path(None, "c", d).unwrap(), Path::new("paddock/c"));
         assert_eq!(
-            relative_path(Some(Path::new("")), "c").unwrap(),
+            relative_path(Some(Path::new("")), "c", d).unwrap(),
             Path::new("paddock/c")
         );
         assert_eq!(
-            relative_path(Some(Path::new("/a/b")), "c").unwrap(),
+            relative_path(Some(Path::new("/a/b")), "c", d).unwrap(),
             Path::new("a/b")
         );
         assert_eq!(
-            relative_path(Some(Path::new("a/b")), "c").unwrap(),
+            relative_path(Some(Path::new("a/b")), "c", d).unwrap(),
             Path::new("a/b")
         );
-        assert!(relative_path(Some(Path::new("/a/../b")), "c").is_err());
-        assert!(relative_path(Some(Path::new("/")), "c").is_err());
-        assert!(relative_path(Some(Path::new("system.slice:p:n")), "c").is_err());
+        assert!(relative_path(Some(Path::new("/a/../b")), "c", d).is_err());
+        assert!(relative_path(Some(Path::new("/")), "c", d).is_err());
+        assert!(relative_path(Some(Path::new("system.slice:p:n")), "c", d).is_err());
+    }
+
+    #[test]
+    fn other_state_roots_get_their_own_default_cgroup() {
+        let a = relative_path(None, "c", Path::new("/tmp/a")).unwrap();
+        let b = relative_path(None, "c", Path::new("/tmp/b")).unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("paddock"));
+        let long = "x".repeat(255);
+        let p = relative_path(None, &long, Path::new("/tmp/a")).unwrap();
+        assert!(p.file_name().unwrap().len() <= 255);
     }
 
     #[test]

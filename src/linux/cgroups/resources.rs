@@ -57,7 +57,9 @@ impl Write {
 pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     let linux = spec.linux().as_ref();
     let default = LinuxResources::default();
-    let r = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&default);
+    let r = linux
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&default);
     let devices = linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default();
@@ -205,7 +207,9 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
     for (i, d) in r.devices().iter().flatten().enumerate() {
         let access = d.access().as_deref().unwrap_or("rwm");
         if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-            bail!("linux.resources.devices[{i}].access: must be made of r, w and m, got {access:?}");
+            bail!(
+                "linux.resources.devices[{i}].access: must be made of r, w and m, got {access:?}"
+            );
         }
     }
     for key in r.unified().iter().flat_map(|u| u.keys()) {
@@ -244,8 +248,7 @@ fn check_list(field: &str, list: Option<&str>) -> Result<()> {
     };
     for part in list.split(',') {
         let mut ends = part.trim().splitn(2, '-');
-        let ok = ends
-            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        let ok = ends.all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
         if !ok {
             bail!("{field}: {list:?} is not a list like 0-3,7");
         }
@@ -279,10 +282,16 @@ mod tests {
             (r#"{"memory":{"swappiness":101}}"#, "memory.swappiness"),
             (r#"{"memory":{"limit":100,"swap":50}}"#, "memory.swap"),
             (r#"{"blockIO":{"weight":5}}"#, "blockIO.weight"),
-            (r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#, "hugepageLimits[0]"),
+            (
+                r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#,
+                "hugepageLimits[0]",
+            ),
             (r#"{"unified":{"../x":"1"}}"#, "unified"),
             (r#"{"unified":{"a/b.c":"1"}}"#, "unified"),
-            (r#"{"devices":[{"allow":true,"access":"rwx"}]}"#, "devices[0]"),
+            (
+                r#"{"devices":[{"allow":true,"access":"rwx"}]}"#,
+                "devices[0]",
+            ),
         ] {
             let e = format!("{:#}", validate(&res(json)).unwrap_err());
             assert!(e.contains(field), "{json}: {e}");

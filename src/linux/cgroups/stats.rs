@@ -111,7 +111,10 @@ fn v1(cg: &Cgroup) -> Map<String, Value> {
         );
     }
     if let Some(d) = cg.v1_dir("hugetlb") {
-        data.insert("hugetlb".into(), hugetlb(d, "limit_in_bytes", "usage_in_bytes"));
+        data.insert(
+            "hugetlb".into(),
+            hugetlb(d, "limit_in_bytes", "usage_in_bytes"),
+        );
     }
     data
 }

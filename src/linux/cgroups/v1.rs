@@ -29,7 +29,12 @@ pub fn plan(
         } else {
             "max".into()
         };
-        w.push(Write::new(&format!("{F}.pids.limit"), "pids", "pids.max", v));
+        w.push(Write::new(
+            &format!("{F}.pids.limit"),
+            "pids",
+            "pids.max",
+            v,
+        ));
     }
     if let Some(b) = r.block_io() {
         blkio(&mut w, b);
@@ -98,17 +103,37 @@ pub fn rdma_line(dev: &str, handles: Option<u32>, objects: Option<u32>) -> Strin
 
 fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
     if let Some(s) = c.shares().filter(|s| *s != 0) {
-        w.push(Write::new(&format!("{F}.cpu.shares"), "cpu", "cpu.shares", s));
+        w.push(Write::new(
+            &format!("{F}.cpu.shares"),
+            "cpu",
+            "cpu.shares",
+            s,
+        ));
     }
     // The period goes first: the kernel checks quota against it.
     if let Some(p) = c.period().filter(|p| *p != 0) {
-        w.push(Write::new(&format!("{F}.cpu.period"), "cpu", "cpu.cfs_period_us", p));
+        w.push(Write::new(
+            &format!("{F}.cpu.period"),
+            "cpu",
+            "cpu.cfs_period_us",
+            p,
+        ));
     }
     if let Some(q) = c.quota().filter(|q| *q != 0) {
-        w.push(Write::new(&format!("{F}.cpu.quota"), "cpu", "cpu.cfs_quota_us", q));
+        w.push(Write::new(
+            &format!("{F}.cpu.quota"),
+            "cpu",
+            "cpu.cfs_quota_us",
+            q,
+        ));
     }
     if let Some(b) = c.burst() {
-        w.push(Write::new(&format!("{F}.cpu.burst"), "cpu", "cpu.cfs_burst_us", b));
+        w.push(Write::new(
+            &format!("{F}.cpu.burst"),
+            "cpu",
+            "cpu.cfs_burst_us",
+            b,
+        ));
     }
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
         w.push(Write::new(
@@ -130,10 +155,20 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
         w.push(Write::new(&format!("{F}.cpu.idle"), "cpu", "cpu.idle", i));
     }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        w.push(Write::new(&format!("{F}.cpu.cpus"), "cpuset", "cpuset.cpus", cpus));
+        w.push(Write::new(
+            &format!("{F}.cpu.cpus"),
+            "cpuset",
+            "cpuset.cpus",
+            cpus,
+        ));
     }
     if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        w.push(Write::new(&format!("{F}.cpu.mems"), "cpuset", "cpuset.mems", mems));
+        w.push(Write::new(
+            &format!("{F}.cpu.mems"),
+            "cpuset",
+            "cpuset.mems",
+            mems,
+        ));
     }
 }
 
@@ -265,10 +300,26 @@ fn blkio(w: &mut Vec<Write>, b: &LinuxBlockIo) {
         }
     }
     let throttles = [
-        ("throttleReadBpsDevice", "read_bps_device", b.throttle_read_bps_device()),
-        ("throttleWriteBpsDevice", "write_bps_device", b.throttle_write_bps_device()),
-        ("throttleReadIOPSDevice", "read_iops_device", b.throttle_read_iops_device()),
-        ("throttleWriteIOPSDevice", "write_iops_device", b.throttle_write_iops_device()),
+        (
+            "throttleReadBpsDevice",
+            "read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            "write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            "read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            "write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (field, file, list) in throttles {
         for (i, d) in list.iter().flatten().enumerate() {
@@ -343,6 +394,9 @@ mod tests {
                 .unwrap();
         let p = plan(&r, None, 0).unwrap();
         assert_eq!(p[0].targets[1], pair("blkio.bfq.weight", "300"));
-        assert_eq!(p[1].targets[0], pair("blkio.throttle.read_bps_device", "8:0 100"));
+        assert_eq!(
+            p[1].targets[0],
+            pair("blkio.throttle.read_bps_device", "8:0 100")
+        );
     }
 }

@@ -149,20 +149,34 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) -> Result<()> {
         w.push(Write::new(&format!("{F}.cpu.quota"), "", "cpu.max", v));
     }
     if let Some(b) = c.burst() {
-        w.push(Write::new(&format!("{F}.cpu.burst"), "", "cpu.max.burst", b));
+        w.push(Write::new(
+            &format!("{F}.cpu.burst"),
+            "",
+            "cpu.max.burst",
+            b,
+        ));
     }
-    if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0)
-    {
+    if c.realtime_runtime().is_some_and(|r| r != 0) || c.realtime_period().is_some_and(|p| p != 0) {
         bail!("{F}.cpu.realtimeRuntime: realtime scheduling limits are not supported on cgroup v2");
     }
     if let Some(i) = c.idle() {
         w.push(Write::new(&format!("{F}.cpu.idle"), "", "cpu.idle", i));
     }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        w.push(Write::new(&format!("{F}.cpu.cpus"), "", "cpuset.cpus", cpus));
+        w.push(Write::new(
+            &format!("{F}.cpu.cpus"),
+            "",
+            "cpuset.cpus",
+            cpus,
+        ));
     }
     if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        w.push(Write::new(&format!("{F}.cpu.mems"), "", "cpuset.mems", mems));
+        w.push(Write::new(
+            &format!("{F}.cpu.mems"),
+            "",
+            "cpuset.mems",
+            mems,
+        ));
     }
     Ok(())
 }
@@ -170,10 +184,20 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) -> Result<()> {
 fn memory(w: &mut Vec<Write>, m: &LinuxMemory) -> Result<()> {
     let swap = swap_max(m.limit(), m.swap())?;
     if let Some(l) = m.limit().filter(|l| *l != 0) {
-        w.push(Write::new(&format!("{F}.memory.limit"), "", "memory.max", max_or(l)));
+        w.push(Write::new(
+            &format!("{F}.memory.limit"),
+            "",
+            "memory.max",
+            max_or(l),
+        ));
     }
     if let Some(s) = swap {
-        w.push(Write::new(&format!("{F}.memory.swap"), "", "memory.swap.max", s));
+        w.push(Write::new(
+            &format!("{F}.memory.swap"),
+            "",
+            "memory.swap.max",
+            s,
+        ));
     }
     if let Some(r) = m.reservation().filter(|r| *r != 0) {
         w.push(Write::new(
@@ -226,10 +250,26 @@ fn io(w: &mut Vec<Write>, b: &LinuxBlockIo) {
         }
     }
     let throttles = [
-        ("throttleReadBpsDevice", "rbps", b.throttle_read_bps_device()),
-        ("throttleWriteBpsDevice", "wbps", b.throttle_write_bps_device()),
-        ("throttleReadIOPSDevice", "riops", b.throttle_read_iops_device()),
-        ("throttleWriteIOPSDevice", "wiops", b.throttle_write_iops_device()),
+        (
+            "throttleReadBpsDevice",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "throttleWriteBpsDevice",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (field, key, list) in throttles {
         for (i, d) in list.iter().flatten().enumerate() {
@@ -267,7 +307,11 @@ mod tests {
             r#"{"cpu":{"shares":1024,"quota":-1,"period":100000},"memory":{"limit":-1}}"#,
         )
         .unwrap();
-        let p: Vec<_> = plan(&r).unwrap().into_iter().map(|w| w.targets[0].clone()).collect();
+        let p: Vec<_> = plan(&r)
+            .unwrap()
+            .into_iter()
+            .map(|w| w.targets[0].clone())
+            .collect();
         assert_eq!(
             p,
             [

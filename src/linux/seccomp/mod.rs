@@ -21,7 +21,7 @@
 //! futex_requeue, 456) cannot be named at all and keep the default action.
 
 mod ffi;
-mod notify;
+pub mod notify;
 #[cfg(test)]
 mod tests;
 
@@ -37,7 +37,7 @@ use oci_spec::runtime::{
 
 use crate::logger;
 
-pub use notify::send_notify_fd;
+pub use notify::send_notify_fd_over;
 
 /// The largest errno the kernel returns from SECCOMP_RET_ERRNO (it clamps above).
 const MAX_ERRNO: u32 = 4095;

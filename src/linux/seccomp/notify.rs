@@ -5,26 +5,23 @@
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use serde_json::{json, Value};
 
-/// Connects to `listener_path` and sends the process state with `fd` as "seccompFd".
-/// `state_json` is the container's OCI state (its `pid` is the process's pid).
-pub fn send_notify_fd(
-    listener_path: &Path,
+/// Sends the process state with `fd` as "seccompFd" over a stream connected to the
+/// agent at listenerPath (connected before pivot_root or setns, while the host path
+/// is reachable). `state_json` is the container's OCI state. The caller closes it.
+pub fn send_notify_fd_over(
+    stream: &UnixStream,
     metadata: &str,
     state_json: &str,
     fd: BorrowedFd<'_>,
 ) -> Result<()> {
     let msg = process_state(metadata, state_json)?;
-    let what = || format!("linux.seccomp.listenerPath: {}", listener_path.display());
-    let stream = UnixStream::connect(listener_path).with_context(what)?;
-    send_all(&stream, msg.as_bytes(), fd).with_context(what)?;
-    Ok(())
+    send_all(stream, msg.as_bytes(), fd)
 }
 
 /// The OCI container process state for one seccomp listener fd.
