@@ -146,10 +146,9 @@ fn concurrent_deletes_of_one_container_leave_nothing() {
             });
         }
     });
+    // The lock serializes them: one deletes, the others find it gone, which for
+    // --force is success (as in runc).
     let outs = codes.into_inner().unwrap();
-    assert_eq!(outs.iter().filter(|o| o.ok()).count(), 1, "{outs:#?}");
-    for o in outs.iter().filter(|o| !o.ok()) {
-        assert!(o.stderr.contains("container does not exist"), "{o:?}");
-    }
+    assert!(outs.iter().all(|o| o.ok()), "{outs:#?}");
     env.assert_clean();
 }

@@ -421,7 +421,7 @@ fn exec_joins_the_container_cgroup() {
     let pid = detached_sleep(&env, &id, &[]);
     let theirs = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
     let ours = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert!(theirs.contains(&format!("/{id}\n")), "{theirs}");
+    assert!(theirs.contains(&format!("/{id}")), "{theirs}");
     assert_eq!(ours, theirs);
     kill_and_wait_gone(pid);
     down(&env, &id);
