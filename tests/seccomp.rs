@@ -101,6 +101,25 @@ fn profile_applies_without_no_new_privileges() {
     assert_eq!(status_field(&out.stdout, "NoNewPrivs:"), "0", "{out:?}");
 }
 
+#[test]
+fn a_profile_that_denies_runtime_syscalls_still_starts_the_program() {
+    // Older profiles (like the OCI validation suite's) lack close_range; without
+    // no_new_privs the filter is loaded before init's own last steps, which must
+    // therefore not need it.
+    for nnp in [false, true] {
+        let env = Env::new();
+        let mut b = env.bundle(&["echo", "started"]);
+        with_profile(
+            &mut b,
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{
+                "names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}),
+        );
+        b.config(|c| c["process"]["noNewPrivileges"] = nnp.into());
+        let out = env.run(&b, &env.id("sc-cr")).success();
+        assert!(out.stdout.contains("started"), "nnp={nnp}: {out:?}");
+    }
+}
+
 fn write_rule(fd: u64) -> Value {
     json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{
     "names": ["write"], "action": "SCMP_ACT_ERRNO",

@@ -81,6 +81,8 @@ fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
     }
     let exe = find_executable(process)?;
     chdir_inside(process.cwd())?;
+    // Before any filter: the profile may not allow close_range.
+    keep_only_container_fds(a.preserve_fds)?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let mut seccomp = seccomp;
     if !no_new_privs {
@@ -92,7 +94,6 @@ fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
     if no_new_privs {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
     }
-    keep_only_container_fds(a.preserve_fds)?;
     load_seccomp(seccomp, &state)?;
     reset_signals();
     // No Ready message: the channel is close-on-exec, so the parent sees EOF

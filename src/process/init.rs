@@ -171,6 +171,8 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     // Resolved now so that a missing program fails `create`, not `start`.
     let exe = find_executable(process)?;
     chdir_inside(process.cwd())?;
+    // Before any filter: the profile may not allow close_range.
+    keep_only_container_fds(a.preserve_fds)?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let mut seccomp = seccomp;
     if !no_new_privs {
@@ -182,7 +184,6 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     if no_new_privs {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
     }
-    keep_only_container_fds(a.preserve_fds)?;
 
     a.chan.send(&Message::Ready)?;
     wait_for_start(&a.fifo)?;
