@@ -222,6 +222,9 @@ pub struct SpecArgs {
     /// write a config for a rootless container
     #[arg(long)]
     pub rootless: bool,
+    /// add a seccomp profile: "default" (Docker-compatible, built in) or a JSON file
+    #[arg(long)]
+    pub seccomp: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -333,6 +336,7 @@ const LONG_FLAGS: &[&str] = &[
     "cap",
     "cgroup",
     "ignore-paused",
+    "seccomp",
 ];
 
 /// Rewrites `-flag[=v]` to `--flag[=v]` for known long flags, up to the first `--`.
