@@ -4,14 +4,14 @@ mod common;
 
 use std::fs;
 use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::{code_of, Bundle, Env, Out};
+use common::{code_of, recv_one_fd, Bundle, Env, Out};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
@@ -128,25 +128,6 @@ fn wait_child(child: &mut Child) -> i32 {
         let _ = child.wait();
         panic!("paddock exec did not exit");
     })
-}
-
-/// Receives the pty master: exactly one SCM_RIGHTS message carrying one fd.
-fn recv_one_fd(sock: RawFd) -> OwnedFd {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 8]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().unwrap() {
-        match c {
-            ControlMessageOwned::ScmRights(v) => fds.push(v),
-            other => panic!("unexpected cmsg {other:?}"),
-        }
-    }
-    assert_eq!(fds.len(), 1, "one SCM_RIGHTS message: {fds:?}");
-    assert_eq!(fds[0].len(), 1, "one fd: {fds:?}");
-    // SAFETY: the fd was just received and is owned by no one else.
-    unsafe { OwnedFd::from_raw_fd(fds[0][0]) }
 }
 
 /// Bytes and fds of the next message on the socket (0 bytes, no fds at EOF).

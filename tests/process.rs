@@ -2,13 +2,11 @@
 mod common;
 
 use std::fs;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 
-use common::Env;
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use common::{recv_one_fd, Env};
 use serde_json::{json, Value};
 
 const CAPS: [&str; 41] = [
@@ -290,25 +288,6 @@ fn missing_executable_fails_create_and_leaves_nothing() {
     let out = env.create(&b, &id).fails_with_one_line();
     assert!(out.stderr.contains("/no/such/program"), "{out:?}");
     env.assert_clean();
-}
-
-/// Receives the pty master: exactly one SCM_RIGHTS message carrying one fd.
-fn recv_one_fd(sock: RawFd) -> OwnedFd {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 8]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().unwrap() {
-        match c {
-            ControlMessageOwned::ScmRights(v) => fds.push(v),
-            other => panic!("unexpected cmsg {other:?}"),
-        }
-    }
-    assert_eq!(fds.len(), 1, "one SCM_RIGHTS message: {fds:?}");
-    assert_eq!(fds[0].len(), 1, "one fd: {fds:?}");
-    // SAFETY: the fd was just received and is owned by no one else.
-    unsafe { OwnedFd::from_raw_fd(fds[0][0]) }
 }
 
 #[test]

@@ -10,8 +10,8 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    apply_lsm_labels, chdir_inside, exec, find_executable, keep_only_container_fds, load_seccomp,
-    prctl, prepare_seccomp, reset_signals, set_user,
+    apply_lsm_labels, chdir_inside, exec, fail, find_executable, keep_only_container_fds,
+    load_seccomp, prctl, prepare_seccomp, reset_signals, set_user,
 };
 use crate::linux::{caps, namespaces, rlimits, tty};
 
@@ -27,22 +27,8 @@ pub struct ExecArgs<'a> {
 }
 
 pub fn run(args: ExecArgs<'_>) -> ! {
-    let err = match setup(&args) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    let message = format!("{err:#}");
-    if args
-        .chan
-        .send(&Message::Error {
-            message: message.clone(),
-        })
-        .is_err()
-    {
-        crate::logger::write_stderr(&format!("paddock exec: {message}\n"));
-    }
-    // SAFETY: _exit skips destructors that belong to the parent.
-    unsafe { libc::_exit(1) }
+    let Err(err) = setup(&args);
+    fail(&args.chan, "exec", &err)
 }
 
 fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {

@@ -34,20 +34,21 @@ pub struct InitArgs<'a> {
 }
 
 pub fn run(args: InitArgs<'_>) -> ! {
-    let err = match setup(&args) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
+    let Err(err) = setup(&args);
+    fail(&args.chan, "init", &err)
+}
+
+/// Reports a child's failure to the parent and exits. When the parent no longer
+/// listens (init after Ready), stderr is the only place left to say it.
+pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
     let message = format!("{err:#}");
-    // After Ready the parent is gone; then stderr is the only place left to say it.
-    if args
-        .chan
+    if chan
         .send(&Message::Error {
             message: message.clone(),
         })
         .is_err()
     {
-        crate::logger::write_stderr(&format!("paddock init: {message}\n"));
+        crate::logger::write_stderr(&format!("paddock {who}: {message}\n"));
     }
     // SAFETY: _exit skips destructors and atexit handlers that belong to the parent.
     unsafe { libc::_exit(1) }

@@ -560,3 +560,25 @@ pub fn bind(src: &Path, dst: &str, extra: &[&str]) -> Value {
         "destination": dst, "type": "bind", "source": src.to_str().unwrap(), "options": opts
     })
 }
+
+/// Receives the pty master from a console socket: exactly one SCM_RIGHTS message
+/// carrying exactly one fd (what go-runc and conmon insist on).
+pub fn recv_one_fd(sock: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 8]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        match c {
+            ControlMessageOwned::ScmRights(v) => fds.push(v),
+            other => panic!("unexpected cmsg {other:?}"),
+        }
+    }
+    assert_eq!(fds.len(), 1, "one SCM_RIGHTS message: {fds:?}");
+    assert_eq!(fds[0].len(), 1, "one fd: {fds:?}");
+    // SAFETY: the fd was just received and is owned by no one else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0][0]) }
+}
