@@ -171,6 +171,9 @@ fn split_components(path: &Path) -> VecDeque<OsString> {
 /// The userspace walk behind [`mkdir_all_in_root`] and [`create_file_in_root`].
 /// `dirs` holds an fd per directory entered, `dirs[0]` being the rootfs, so `..`
 /// pops (and stops at the rootfs) and an absolute symlink truncates to it.
+/// Mode of the intermediate directories created on the way to a target.
+const DIR_MODE: u32 = 0o755;
+
 fn walk_creating(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Result<OwnedFd> {
     let mut dirs = vec![root.try_clone_to_owned().context("dup rootfs fd")?];
     let mut todo = split_components(path);
@@ -199,7 +202,14 @@ fn walk_creating(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Re
         ) {
             Ok(st) => st,
             Err(Errno::ENOENT) => {
-                create_missing(dir, &name, mode, is_last && leaf == Leaf::File)?;
+                let as_file = is_last && leaf == Leaf::File;
+                // `mode` is the leaf's; directories on the way are ordinary 0755 ones.
+                let m = if as_file || (is_last && leaf == Leaf::Dir) {
+                    mode
+                } else {
+                    DIR_MODE
+                };
+                create_missing(dir, &name, m, as_file)?;
                 // Look again: whatever is there now goes through the checks below.
                 todo.push_front(name);
                 continue;
