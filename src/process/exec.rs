@@ -10,10 +10,10 @@ use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
 use super::init::{
-    apply_lsm_labels, chdir_inside, exec, fail, find_executable, keep_only_container_fds,
-    load_seccomp, prctl, prepare_seccomp, reset_signals, set_user,
+    apply_lsm_labels, confine, exec, fail, find_executable, load_seccomp, prctl, prepare_seccomp,
+    reset_signals,
 };
-use crate::linux::{caps, namespaces, rlimits, tty};
+use crate::linux::{namespaces, rlimits, tty};
 
 pub struct ExecArgs<'a> {
     pub process: &'a Process,
@@ -66,20 +66,7 @@ fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
         unsafe { libc::umask(mask as libc::mode_t) };
     }
     let exe = find_executable(process)?;
-    chdir_inside(process.cwd())?;
-    // Before any filter: the profile may not allow close_range.
-    keep_only_container_fds(a.preserve_fds)?;
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    let mut seccomp = seccomp;
-    if !no_new_privs {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps drop.
-        load_seccomp(seccomp.take(), &state)?;
-    }
-    set_user(process)?;
-    caps::apply(process.capabilities().as_ref())?;
-    if no_new_privs {
-        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
-    }
+    let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
     load_seccomp(seccomp, &state)?;
     reset_signals();
     // No Ready message: the channel is close-on-exec, so the parent sees EOF

@@ -171,20 +171,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     }
     // Resolved now so that a missing program fails `create`, not `start`.
     let exe = find_executable(process)?;
-    chdir_inside(process.cwd())?;
-    // Before any filter: the profile may not allow close_range.
-    keep_only_container_fds(a.preserve_fds)?;
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    let mut seccomp = seccomp;
-    if !no_new_privs {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps drop.
-        load_seccomp(seccomp.take(), &state)?;
-    }
-    set_user(process)?;
-    caps::apply(process.capabilities().as_ref())?;
-    if no_new_privs {
-        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
-    }
+    let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
 
     a.chan.send(&Message::Ready)?;
     wait_for_start(&a.fifo)?;
@@ -200,6 +187,34 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     // Only now: writing hook stdin relies on SIGPIPE being ignored.
     reset_signals();
     exec(&exe, process)
+}
+
+/// cwd, fds, user, capabilities and no_new_privs, with the seccomp filter at the
+/// point the spec asks for. Returns the filter when it must wait for the very end
+/// (with no_new_privs it confines only the program, so it goes on right before execve).
+pub(super) fn confine(
+    process: &Process,
+    seccomp: Option<Seccomp>,
+    state: &str,
+    preserve_fds: u32,
+) -> Result<Option<Seccomp>> {
+    chdir_inside(process.cwd())?;
+    // Before any filter: the profile may not allow close_range.
+    keep_only_container_fds(preserve_fds)?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let pending = if no_new_privs {
+        seccomp
+    } else {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps drop.
+        load_seccomp(seccomp, state)?;
+        None
+    };
+    set_user(process)?;
+    caps::apply(process.capabilities().as_ref())?;
+    if no_new_privs {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1, "set no_new_privs")?;
+    }
+    Ok(pending)
 }
 
 /// A seccomp filter built ahead of time, and the connection to its notify agent.
@@ -356,7 +371,7 @@ pub(super) fn find_executable(process: &Process) -> Result<PathBuf> {
 
 /// chdir, then check the kernel agrees we are where we asked to be: a cwd like
 /// /proc/self/fd/N must never leave us outside the container (CVE-2024-21626).
-pub(super) fn chdir_inside(cwd: &Path) -> Result<()> {
+fn chdir_inside(cwd: &Path) -> Result<()> {
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir {}", cwd.display()))?;
     let actual = nix::unistd::getcwd()
         .with_context(|| format!("process.cwd: {} is outside the container", cwd.display()))?;
@@ -368,7 +383,7 @@ pub(super) fn chdir_inside(cwd: &Path) -> Result<()> {
 
 /// Exactly the configured groups, then gid, then uid; capabilities survive the
 /// uid change only through KEEPCAPS, and are then set exactly by caps::apply.
-pub(super) fn set_user(process: &Process) -> Result<()> {
+fn set_user(process: &Process) -> Result<()> {
     let user = process.user();
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // SAFETY: pointer and length of a live vector.
@@ -394,7 +409,7 @@ pub(super) fn set_user(process: &Process) -> Result<()> {
 }
 
 /// Every fd from 3+N up becomes close-on-exec; 3..3+N are handed to the program.
-pub(super) fn keep_only_container_fds(preserve: u32) -> Result<()> {
+fn keep_only_container_fds(preserve: u32) -> Result<()> {
     let first = 3 + preserve;
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags here.
