@@ -50,18 +50,7 @@ pub fn spawn_init(
     let (parent_end, child_end) = channel::pair()?;
     let restore = enter_child_only_namespaces(launch.bundle)?;
     let flags = plan.clone_flags;
-    // SAFETY: paddock is single-threaded, so a fork-style clone (no new stack) is
-    // as safe as fork(); the child only runs init::run and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
+    let pid = fork_clone(flags);
     if pid == 0 {
         drop(parent_end);
         init::run(init::InitArgs {
@@ -147,22 +136,13 @@ fn drive_init(
 fn enter_child_only_namespaces(bundle: &Bundle) -> Result<Vec<(OwnedFd, libc::c_int)>> {
     let plan = &bundle.ns;
     let mut restore = Vec::new();
-    for (flag, own) in [
-        (libc::CLONE_NEWPID, "/proc/self/ns/pid"),
-        (libc::CLONE_NEWTIME, "/proc/self/ns/time"),
-    ] {
+    for flag in [libc::CLONE_NEWPID, libc::CLONE_NEWTIME] {
         let join = plan.join_of(flag);
         let create = flag == libc::CLONE_NEWTIME && plan.new_time;
         if join.is_none() && !create {
             continue;
         }
-        let own_fd: OwnedFd = File::options()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(own)
-            .with_context(|| format!("open {own}"))?
-            .into();
-        restore.push((own_fd, flag));
+        restore.push((own_namespace(flag)?, flag));
         if let Some(j) = join {
             let fd = namespaces::open_ns(j)?;
             namespaces::setns(&fd, flag, &j.path.display().to_string())?;
@@ -171,6 +151,38 @@ fn enter_child_only_namespaces(bundle: &Bundle) -> Result<Vec<(OwnedFd, libc::c_
         }
     }
     Ok(restore)
+}
+
+/// clone() with `flags` plus SIGCHLD and no new stack, so it returns twice like
+/// fork(): 0 in the child, the pid (or -1) in the parent. The child must only run
+/// its setup sequence and never return.
+fn fork_clone(flags: libc::c_int) -> libc::c_long {
+    // SAFETY: paddock is single-threaded, so a fork-style clone is as safe as fork().
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0,
+            0,
+            0,
+            0,
+        )
+    }
+}
+
+/// Our own pid or time namespace, to return to after entering one for a child.
+fn own_namespace(flag: libc::c_int) -> Result<OwnedFd> {
+    let own = if flag == libc::CLONE_NEWPID {
+        "/proc/self/ns/pid"
+    } else {
+        "/proc/self/ns/time"
+    };
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(own)
+        .with_context(|| format!("open {own}"))?;
+    Ok(f.into())
 }
 
 fn unshare_time_with_offsets(bundle: &Bundle) -> Result<()> {
@@ -309,22 +321,10 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
     let (parent_end, child_end) = channel::pair()?;
     let mut restore = Vec::new();
     for (fd, flag) in &for_children {
-        let own = if *flag == libc::CLONE_NEWPID {
-            "/proc/self/ns/pid"
-        } else {
-            "/proc/self/ns/time"
-        };
-        let own_fd: OwnedFd = File::options()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(own)
-            .with_context(|| format!("open {own}"))?
-            .into();
+        restore.push((own_namespace(*flag)?, *flag));
         namespaces::setns(fd, *flag, "container namespace")?;
-        restore.push((own_fd, *flag));
     }
-    // SAFETY: single-threaded, fork-style clone; the child runs exec::run only.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) };
+    let pid = fork_clone(0);
     if pid == 0 {
         drop(parent_end);
         exec::run(exec::ExecArgs {
