@@ -4,14 +4,14 @@ mod common;
 
 use std::fs;
 use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::{code_of, recv_one_fd, Bundle, Env, Out};
+use common::{code_of, inside, recv_one_fd, Bundle, Env, Out};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
@@ -741,19 +741,7 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
     });
     let (conn, _) = listener.accept().unwrap();
     let master = recv_one_fd(conn.as_raw_fd());
-    // SAFETY: setting O_NONBLOCK on our own fd.
-    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut text = Vec::new();
-    common::wait_for(|| {
-        let mut buf = [0u8; 1024];
-        // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            text.extend_from_slice(&buf[..n as usize]);
-        }
-        String::from_utf8_lossy(&text).contains("done")
-    });
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = common::read_pty_until(master.as_fd(), "done");
     let tty = text.lines().next().unwrap_or("").trim_end();
     let n = tty
         .strip_prefix("/dev/pts/")
@@ -869,22 +857,6 @@ fn sixteen_concurrent_execs_all_succeed() {
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
-}
-
-/// Is a readlink result from inside the container a path of the container?
-fn inside(line: &str, top: &[String]) -> bool {
-    let line = line.trim_end_matches(" (deleted)");
-    if let Some(rest) = line.strip_prefix('/') {
-        let first = rest.split('/').next().unwrap_or("");
-        return !line.contains("paddock")
-            && !line.contains("/work")
-            && (rest.is_empty() || top.iter().any(|t| t == first));
-    }
-    // pipe:[N], socket:[N], net:[N], anon_inode:...
-    line.starts_with("anon_inode:")
-        || line
-            .split_once(":[")
-            .is_some_and(|(k, v)| k.chars().all(|c| c.is_ascii_lowercase()) && v.ends_with(']'))
 }
 
 #[test]

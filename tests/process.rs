@@ -2,7 +2,7 @@
 mod common;
 
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 
@@ -311,19 +311,7 @@ fn console_socket_receives_one_pty_master() {
     let (conn, _) = listener.accept().unwrap();
     let master = recv_one_fd(conn.as_raw_fd());
     env.paddock(&["start", &id]).success();
-    // SAFETY: setting O_NONBLOCK on our own fd.
-    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut text = Vec::new();
-    common::wait_for(|| {
-        let mut buf = [0u8; 1024];
-        // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            text.extend_from_slice(&buf[..n as usize]);
-        }
-        String::from_utf8_lossy(&text).contains("ok")
-    });
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = common::read_pty_until(master.as_fd(), "ok");
     assert!(
         text.contains("/dev/console") || text.contains("/dev/pts/0"),
         "{text:?}"

@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use security_support::{exec_args, inside, leak_dirs, top_names, Sec};
+use common::inside;
+use security_support::{exec_args, leak_dirs, top_names, Sec};
 
 fn fd_names(out: &str) -> Vec<u32> {
     let mut v: Vec<u32> = out

@@ -12,8 +12,9 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::Stdio;
 
+use common::recv_one_fd;
 use common::{bind, Bundle};
-use security_support::{read_pty, recv_one_fd, Sec};
+use security_support::{read_pty, Sec};
 use serde_json::{json, Value};
 
 /// Drops the mounts at these destinations from the config.

@@ -582,3 +582,37 @@ pub fn recv_one_fd(sock: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: the fd was just received and is owned by no one else.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0][0]) }
 }
+
+/// Is a path printed inside the container (a readlink result) one of the container's
+/// own? `top` are the names at the top of its rootfs; pipe:/socket:/anon_inode: count.
+pub fn inside(line: &str, top: &[String]) -> bool {
+    let line = line.trim_end_matches(" (deleted)");
+    if let Some(rest) = line.strip_prefix('/') {
+        let first = rest.split('/').next().unwrap_or("");
+        return !line.contains("paddock")
+            && !line.contains("/work")
+            && (rest.is_empty() || top.iter().any(|t| t == first));
+    }
+    line.starts_with("anon_inode:")
+        || line
+            .split_once(":[")
+            .is_some_and(|(k, v)| k.chars().all(|c| c.is_ascii_lowercase()) && v.ends_with(']'))
+}
+
+/// Reads a pty master (made non-blocking) until the text contains `marker`.
+pub fn read_pty_until(master: std::os::fd::BorrowedFd<'_>, marker: &str) -> String {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setting O_NONBLOCK on an fd the caller owns.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut text = Vec::new();
+    wait_for(|| {
+        let mut buf = [0u8; 1024];
+        // SAFETY: reading into a local buffer.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            text.extend_from_slice(&buf[..n as usize]);
+        }
+        String::from_utf8_lossy(&text).contains(marker)
+    });
+    String::from_utf8_lossy(&text).into_owned()
+}

@@ -5,16 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::IoSliceMut;
 use std::ops::Deref;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
 use crate::common::{self, Bundle, Env, Out};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// A listing of everything under `dir` (relative names, with type and size), or
 /// just its top level.
@@ -272,22 +270,6 @@ pub fn leak_dirs(cmd: &mut Command, fds: &[(RawFd, &Path)]) {
     }
 }
 
-/// Is a path printed inside the container one of the container's own? `top` are the
-/// names at the top of its rootfs.
-pub fn inside(line: &str, top: &[String]) -> bool {
-    let line = line.trim_end_matches(" (deleted)");
-    if let Some(rest) = line.strip_prefix('/') {
-        let first = rest.split('/').next().unwrap_or("");
-        return !line.contains("paddock")
-            && !line.contains("/work")
-            && (rest.is_empty() || top.iter().any(|t| t == first));
-    }
-    line.starts_with("anon_inode:")
-        || line
-            .split_once(":[")
-            .is_some_and(|(k, v)| k.chars().all(|c| c.is_ascii_lowercase()) && v.ends_with(']'))
-}
-
 pub fn top_names(rootfs: &Path) -> Vec<String> {
     fs::read_dir(rootfs)
         .unwrap()
@@ -296,37 +278,8 @@ pub fn top_names(rootfs: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Receives the pty master: one SCM_RIGHTS message carrying one fd.
-pub fn recv_one_fd(sock: RawFd) -> OwnedFd {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 8]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v);
-        }
-    }
-    assert_eq!(fds.len(), 1, "one fd: {fds:?}");
-    // SAFETY: the fd was just received and is owned by no one else.
-    unsafe { OwnedFd::from_raw_fd(fds[0]) }
-}
-
 /// Reads a pty master (non-blocking) until `until` appears or the bound runs out.
 pub fn read_pty(master: &OwnedFd, until: &str) -> String {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setting O_NONBLOCK on our own fd.
-    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
-    let mut text = Vec::new();
-    common::wait_for(|| {
-        let mut buf = [0u8; 4096];
-        // SAFETY: reading into a local buffer.
-        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            text.extend_from_slice(&buf[..n as usize]);
-        }
-        String::from_utf8_lossy(&text).contains(until)
-    });
-    String::from_utf8_lossy(&text).replace('\r', "")
+    use std::os::fd::AsFd;
+    common::read_pty_until(master.as_fd(), until).replace('\r', "")
 }
