@@ -111,7 +111,12 @@ impl Container {
     }
 
     pub fn oci_state(&self) -> OciState<'_> {
-        let status = self.status();
+        self.oci_state_as(self.status())
+    }
+
+    /// The state document with `status` given rather than looked up (the lookup
+    /// reads /proc and the freezer).
+    fn oci_state_as(&self, status: Status) -> OciState<'_> {
         OciState {
             oci_version: OCI_VERSION,
             id: &self.id,
@@ -131,14 +136,7 @@ impl Container {
 
     /// The state JSON given to hooks on stdin, with the status the hook point implies.
     pub fn hook_state(&self, status: Status) -> String {
-        let mut state = self.oci_state();
-        state.status = status.as_str();
-        state.pid = if status == Status::Stopped {
-            0
-        } else {
-            self.pid
-        };
-        serde_json::to_string(&state).unwrap_or_default()
+        serde_json::to_string(&self.oci_state_as(status)).unwrap_or_default()
     }
 }
 

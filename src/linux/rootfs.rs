@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -17,9 +17,10 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 
+use crate::linux::cgroups;
 use crate::linux::mounts::{bind_into_root, parse_options, propagation_flags, MS_NOSYMFOLLOW};
 use crate::linux::safepath::{
-    fd_path, file_type, is_not_found, mkdir_all_in_root, open_host, open_in_root,
+    fd_path, file_type, mkdir_all_in_root, open_host, open_if_exists_in_root, open_in_root,
 };
 
 const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
@@ -58,32 +59,15 @@ fn rootfs_propagation(name: &str) -> Result<MsFlags> {
 }
 
 /// Step 2: bind-mounts the rootfs onto itself (pivot_root needs a mount
-/// point) after making its parent mount private (pivot_root refuses a shared
-/// parent, and the bind must not propagate). Returns an `O_PATH` fd of it.
+/// point). Step 1 left no mount in this namespace shared, so pivot_root accepts
+/// the parent and the bind propagates nowhere. Returns an `O_PATH` fd of it.
 pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
     let rootfs =
         fs::canonicalize(rootfs).with_context(|| format!("resolve rootfs {}", rootfs.display()))?;
-    let mountinfo =
-        fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    if let Some(parent) = parent_mount(&parse_mountinfo(&mountinfo), &rootfs) {
-        if parent.optional.iter().any(|o| o.starts_with("shared:")) {
-            change_mount(&parent.mount_point, MsFlags::MS_PRIVATE)
-                .with_context(|| format!("make {} private", parent.mount_point.display()))?;
-        }
-    }
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
     nix::mount::mount(Some(&rootfs), &rootfs, None::<&str>, flags, None::<&str>)
         .with_context(|| format!("bind rootfs {} onto itself", rootfs.display()))?;
     open_host(&rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
-}
-
-/// The mount `path` lives on: the deepest mount point above it, the last
-/// (topmost) one when several are stacked there.
-fn parent_mount<'a>(mounts: &'a [MountInfo], path: &Path) -> Option<&'a MountInfo> {
-    mounts
-        .iter()
-        .filter(|m| path.starts_with(&m.mount_point))
-        .max_by_key(|m| m.mount_point.components().count())
 }
 
 /// Step 6: hides each path that exists: directories under one read-only
@@ -107,9 +91,8 @@ fn mask_path(
     null: BorrowedFd<'_>,
     tmpfs: &mut Option<OwnedFd>,
 ) -> Result<()> {
-    let target = match open_in_root(root, path, libc::O_PATH) {
-        Err(e) if is_not_found(&e) => return Ok(()),
-        other => other?,
+    let Some(target) = open_if_exists_in_root(root, path, libc::O_PATH)? else {
+        return Ok(());
     };
     let st = fstat(target.as_raw_fd()).context("stat")?;
     if file_type(&st) != SFlag::S_IFDIR {
@@ -151,9 +134,8 @@ pub fn readonly_paths(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
 }
 
 fn readonly_path(root: BorrowedFd<'_>, path: &Path) -> Result<()> {
-    let target = match open_in_root(root, path, libc::O_PATH) {
-        Err(e) if is_not_found(&e) => return Ok(()),
-        other => other?,
+    let Some(target) = open_if_exists_in_root(root, path, libc::O_PATH)? else {
+        return Ok(());
     };
     bind_fd(target.as_fd(), target.as_fd(), true).context("bind onto itself")?;
     let mounted = reopen_mounted(root, path, target.as_fd())?;
@@ -303,104 +285,6 @@ fn current_mount_flags(fd: BorrowedFd<'_>) -> Result<MsFlags> {
     Ok(flags)
 }
 
-/// One line of /proc/self/mountinfo (the fields we use).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountInfo {
-    pub mount_point: PathBuf,
-    /// Optional fields such as "shared:1" or "master:2".
-    pub optional: Vec<String>,
-    pub fstype: String,
-    pub super_options: String,
-}
-
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines().filter_map(parse_mountinfo_line).collect()
-}
-
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
-    let (left, right) = line.split_once(" - ")?;
-    let left: Vec<&str> = left.split(' ').collect();
-    let mut right = right.split(' ');
-    Some(MountInfo {
-        mount_point: PathBuf::from(unescape_octal(left.get(4)?)),
-        optional: left
-            .get(6..)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        fstype: right.next()?.to_string(),
-        super_options: right.nth(1).unwrap_or_default().to_string(),
-    })
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let digits = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match digits {
-            Some(d) if b[i] == b'\\' => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A host cgroup hierarchy to reproduce under the container's cgroup mount.
-#[derive(Debug, PartialEq, Eq)]
-struct Hierarchy {
-    /// Host mount point, e.g. /sys/fs/cgroup/cpu,cpuacct.
-    host: PathBuf,
-    fstype: String,
-    /// Mount data naming the same hierarchy, e.g. "cpu,cpuacct" or "name=systemd".
-    data: String,
-}
-
-/// The v1 hierarchies (and a hybrid host's cgroup2 "unified") mounted side
-/// by side in the host's cgroup root, e.g. /sys/fs/cgroup/*.
-fn cgroup_hierarchies(mounts: &[MountInfo]) -> Vec<Hierarchy> {
-    let Some(base) = mounts
-        .iter()
-        .find(|m| m.fstype == "cgroup")
-        .and_then(|m| m.mount_point.parent())
-    else {
-        return Vec::new();
-    };
-    let mut out: Vec<Hierarchy> = Vec::new();
-    for m in mounts {
-        if !(m.fstype == "cgroup" || m.fstype == "cgroup2") || m.mount_point.parent() != Some(base)
-        {
-            continue;
-        }
-        let data: Vec<&str> = m
-            .super_options
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent="))
-            .collect();
-        out.retain(|h| h.host != m.mount_point);
-        out.push(Hierarchy {
-            host: m.mount_point.clone(),
-            fstype: m.fstype.clone(),
-            data: data.join(","),
-        });
-    }
-    out
-}
-
 /// cgroup filesystems at `dest`, always read-only (CVE-2023-25809). On a v1
 /// host: a tmpfs holding one mount per host hierarchy (co-mounted controllers
 /// also get symlinks, as on the host); on a v2 host: cgroup2.
@@ -416,8 +300,6 @@ pub(crate) fn mount_cgroup(
     if host_v2.context("statfs /sys/fs/cgroup")? {
         return mount_cgroupfs(root, dest, "cgroup2", "", flags, host_root, in_userns);
     }
-    let mountinfo =
-        fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let base = mkdir_all_in_root(root, dest, 0o755)?;
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs_fd(
@@ -429,17 +311,20 @@ pub(crate) fn mount_cgroup(
     )
     .context("mount tmpfs")?;
     let tmpfs = reopen_mounted(root, dest, base.as_fd())?;
-    for h in cgroup_hierarchies(&parse_mountinfo(&mountinfo)) {
-        let Some(name) = h.host.file_name() else {
+    // Read by the parent before clone (cached): the host's layout, not ours.
+    for h in cgroups::hierarchies()? {
+        let Some(name) = h.mount.file_name().filter(|_| h.mount.parent() == Some(host_root))
+        else {
             continue;
         };
+        let fstype = if h.v2 { "cgroup2" } else { "cgroup" };
         mount_cgroupfs(
             root,
             &dest.join(name),
-            &h.fstype,
-            &h.data,
+            fstype,
+            &h.options,
             flags,
-            &h.host,
+            &h.mount,
             in_userns,
         )?;
         let name = name.to_string_lossy();
@@ -481,59 +366,6 @@ fn mount_cgroupfs(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MOUNTINFO: &str = "\
-22 27 0:21 / /proc rw,relatime shared:5 - proc proc rw
-27 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
-40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,release_agent=/x,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
-50 27 0:40 / /srv/my\\040dir rw master:3 - tmpfs none rw
-51 27 0:41 / /tmp/x rw - cgroup cgroup rw,pids
-";
-
-    #[test]
-    fn parses_mountinfo_fields_and_escapes() {
-        let m = parse_mountinfo(MOUNTINFO);
-        assert_eq!(m.len(), 8);
-        assert_eq!(m[0].mount_point, Path::new("/proc"));
-        assert_eq!(m[0].optional, vec!["shared:5"]);
-        assert_eq!(m[0].fstype, "proc");
-        assert!(m[2].optional.is_empty());
-        assert_eq!(m[6].mount_point, Path::new("/srv/my dir"));
-        assert_eq!(m[6].optional, vec!["master:3"]);
-        assert_eq!(m[3].super_options, "rw,cpu,cpuacct");
-    }
-
-    #[test]
-    fn finds_the_mount_a_path_lives_on() {
-        let m = parse_mountinfo(MOUNTINFO);
-        let parent = |p: &str| parent_mount(&m, Path::new(p)).map(|m| m.mount_point.clone());
-        assert_eq!(
-            parent("/srv/my dir/bundle/rootfs"),
-            Some(PathBuf::from("/srv/my dir"))
-        );
-        assert_eq!(parent("/srv/other"), Some(PathBuf::from("/")));
-        assert_eq!(parent("/proc"), Some(PathBuf::from("/proc")));
-    }
-
-    #[test]
-    fn lists_host_cgroup_hierarchies_with_their_mount_data() {
-        let hierarchies = cgroup_hierarchies(&parse_mountinfo(MOUNTINFO));
-        let got: Vec<_> = hierarchies
-            .iter()
-            .map(|h| (h.host.to_str().unwrap(), h.fstype.as_str(), h.data.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("/sys/fs/cgroup/cpu,cpuacct", "cgroup", "cpu,cpuacct"),
-                ("/sys/fs/cgroup/systemd", "cgroup", "xattr,name=systemd"),
-                ("/sys/fs/cgroup/unified", "cgroup2", ""),
-            ]
-        );
-    }
 
     #[test]
     fn rejects_unknown_rootfs_propagation() {

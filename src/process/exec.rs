@@ -13,6 +13,7 @@ use super::init::{
     apply_lsm_labels, confine, exec, fail, find_executable, load_seccomp, prctl, prepare_seccomp,
     reset_signals,
 };
+use crate::linux::cgroups::entry::Entry;
 use crate::linux::{namespaces, rlimits, tty};
 
 pub struct ExecArgs<'a> {
@@ -20,21 +21,25 @@ pub struct ExecArgs<'a> {
     /// The container's linux section as saved at create (for its seccomp profile).
     pub linux: Option<&'a oci_spec::runtime::Linux>,
     pub chan: Channel,
+    /// Already in its v2 part (clone3); the v1 hierarchies we join ourselves.
+    pub cgroup: Entry,
     /// Namespaces of the container to enter, user first and mount last.
     pub joins: Vec<(OwnedFd, libc::c_int)>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
 }
 
-pub fn run(args: ExecArgs<'_>) -> ! {
-    let Err(err) = setup(&args);
+pub fn run(mut args: ExecArgs<'_>) -> ! {
+    let Err(err) = setup(&mut args);
     fail(&args.chan, "exec", &err)
 }
 
-fn setup(a: &ExecArgs<'_>) -> Result<Infallible> {
+fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
+    // Before it runs anything: every process of the container is in its cgroup.
+    a.cgroup.enter()?;
     // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0, "set exec process non-dumpable")?;
-    // The parent has put us in the container's cgroup.
+    // Without clone3 the parent has joined us to v2 by now.
     let state = match a.chan.recv()? {
         Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Linux, Process, Spec};
 
 use super::channel::{Channel, Message};
+use crate::linux::cgroups::entry::Entry;
 use crate::linux::{
     caps, devices, hooks, lsm, mounts, namespaces, rlimits, rootfs, seccomp, sysctl, tty,
 };
@@ -23,6 +24,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub id: &'a str,
     pub chan: Channel,
+    /// Already in its v2 part (clone3); the v1 hierarchies we join ourselves.
+    pub cgroup: Entry,
     pub fifo: OwnedFd,
     pub console: Option<OwnedFd>,
     /// Namespaces to join by path, user first and mount last (pid/time: done by the parent).
@@ -33,8 +36,8 @@ pub struct InitArgs<'a> {
     pub close_fds: Vec<RawFd>,
 }
 
-pub fn run(args: InitArgs<'_>) -> ! {
-    let Err(err) = setup(&args);
+pub fn run(mut args: InitArgs<'_>) -> ! {
+    let Err(err) = setup(&mut args);
     fail(&args.chan, "init", &err)
 }
 
@@ -54,7 +57,9 @@ pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
+    // First, so that everything init does and allocates belongs to the container.
+    a.cgroup.enter()?;
     // Non-dumpable until execve: container processes cannot ptrace init or open
     // its /proc files while it still holds host fds (CVE-2016-9962).
     prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
@@ -67,7 +72,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     let linux = spec.linux().as_ref().context("linux: missing")?;
     let plan = &a.bundle.ns;
 
-    // The parent has placed us in the cgroup and written the id maps by now.
+    // The parent has written the id maps (and, without clone3, joined us to v2) by now.
     let state = match a.chan.recv()? {
         Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),

@@ -12,7 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
 
-use crate::linux::{cgroups::Cgroup, hooks, namespaces};
+use crate::linux::cgroups::{entry::Entry, Cgroup};
+use crate::linux::{hooks, namespaces};
 use crate::spec::Bundle;
 use crate::state::{Container, Status};
 use channel::Message;
@@ -31,7 +32,7 @@ pub struct Launch<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
-/// Clones init, places it in `cgroup`, writes its id maps, runs the runtime-namespace
+/// Clones init into `cgroup` (see cgroups/entry.rs), writes its id maps, runs the runtime-namespace
 /// hooks when init asks, and returns init's pid once init is Ready. `record_pid` runs
 /// as soon as the pid is known so that `delete --force` can find a half-made container.
 pub fn spawn_init(
@@ -47,16 +48,18 @@ pub fn spawn_init(
             joins.push((namespaces::open_ns(j)?, j.flag));
         }
     }
+    let entry = cgroup.entry()?;
     let (parent_end, child_end) = channel::pair()?;
     let restore = enter_child_only_namespaces(launch.bundle)?;
     let flags = plan.clone_flags;
-    let pid = fork_clone(flags);
+    let (pid, in_v2) = clone_into_cgroup(flags, entry.v2_fd());
     if pid == 0 {
         drop(parent_end);
         init::run(init::InitArgs {
             bundle: launch.bundle,
             id: launch.id,
             chan: child_end,
+            cgroup: entry,
             fifo: launch.fifo,
             console: launch.console,
             joins,
@@ -75,11 +78,12 @@ pub fn spawn_init(
         return Err(clone_err).context("clone container init");
     }
     let pid = pid as i32;
+    let join_v2 = (!in_v2).then_some(&entry);
     let result = drive_init(
         pid,
         &parent_end,
         launch.bundle,
-        cgroup,
+        join_v2,
         container,
         record_pid,
     );
@@ -93,7 +97,7 @@ fn drive_init(
     pid: i32,
     chan: &channel::Channel,
     bundle: &Bundle,
-    cgroup: &Cgroup,
+    join_v2: Option<&Entry>,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<()> {
@@ -102,7 +106,9 @@ fn drive_init(
         .map(|(_, t)| t)
         .context("read start time of container init")?;
     record_pid(container)?;
-    cgroup.add(pid)?;
+    if let Some(entry) = join_v2 {
+        entry.join_v2_by_pid(pid)?;
+    }
     if bundle.ns.new_user() {
         write_id_maps(pid, bundle)?;
     }
@@ -168,6 +174,52 @@ fn fork_clone(flags: libc::c_int) -> libc::c_long {
             0,
         )
     }
+}
+
+/// clone_args of clone3 (the first 11 fields, CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork_clone that, given a v2 cgroup directory, creates the child inside that
+/// cgroup. Returns the pid as fork_clone does, and whether the child starts in the
+/// cgroup: where clone3 is refused (old kernel, a host seccomp filter) it falls
+/// back to a plain clone and the caller migrates the child.
+fn clone_into_cgroup(flags: libc::c_int, cgroup: Option<RawFd>) -> (libc::c_long, bool) {
+    if let Some(fd) = cgroup {
+        let args = CloneArgs {
+            flags: u64::from(flags as u32) | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as fork_clone (single-threaded, no new stack); args outlives the call.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid >= 0 {
+            return (pid, true);
+        }
+    }
+    (fork_clone(flags), false)
 }
 
 /// Our own pid or time namespace, to return to after entering one for a child.
@@ -295,6 +347,7 @@ const EXEC_NAMESPACES: [(&str, libc::c_int); 8] = [
 /// container does not share with us and joins `cgroup` before it runs anything.
 /// Returns its pid once it has exec'd the program (or the reason it could not).
 pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
+    let entry = cgroup.entry()?;
     let mut joins = Vec::new();
     let mut for_children = Vec::new();
     for (name, flag) in EXEC_NAMESPACES {
@@ -324,13 +377,14 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         restore.push((own_namespace(*flag)?, *flag));
         namespaces::setns(fd, *flag, "container namespace")?;
     }
-    let pid = fork_clone(0);
+    let (pid, in_v2) = clone_into_cgroup(0, entry.v2_fd());
     if pid == 0 {
         drop(parent_end);
         exec::run(exec::ExecArgs {
             process: launch.process,
             linux: launch.linux,
             chan: child_end,
+            cgroup: entry,
             joins,
             console: launch.console,
             preserve_fds: launch.preserve_fds,
@@ -344,8 +398,12 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         return Err(clone_err).context("clone exec process");
     }
     let pid = pid as i32;
-    let result = cgroup
-        .add(pid)
+    let joined = if in_v2 {
+        Ok(())
+    } else {
+        entry.join_v2_by_pid(pid)
+    };
+    let result = joined
         .and_then(|()| {
             parent_end.send(&Message::Continue {
                 state: with_pid(&launch.state, pid),

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
@@ -15,13 +16,22 @@ pub struct Hierarchy {
     /// v2: empty (the controllers are in cgroup.controllers).
     pub controllers: Vec<String>,
     pub v2: bool,
+    /// Mount data that names this same hierarchy again, e.g. "cpu,cpuacct" or
+    /// "xattr,name=systemd" (the super options without rw/ro/release_agent).
+    pub options: String,
 }
 
 /// Mount points of every cgroup hierarchy in this mount namespace, each
-/// filesystem once (bind mounts of a hierarchy elsewhere are skipped).
+/// filesystem once (bind mounts of a hierarchy elsewhere are skipped). Read
+/// once per process: mountinfo lists every host mount, and the layout does not
+/// change while a command runs. A container's init inherits the parent's copy.
 pub fn hierarchies() -> Result<Vec<Hierarchy>> {
+    static CACHE: OnceLock<Vec<Hierarchy>> = OnceLock::new();
+    if let Some(h) = CACHE.get() {
+        return Ok(h.clone());
+    }
     let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse(&info))
+    Ok(CACHE.get_or_init(|| parse(&info)).clone())
 }
 
 pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
@@ -42,26 +52,54 @@ pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
             continue;
         }
         let v2 = *fstype == "cgroup2";
+        let super_options = post.get(2).copied().unwrap_or_default();
+        let options: Vec<&str> = super_options
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent="))
+            .collect();
         let controllers = if v2 {
             Vec::new()
         } else {
-            post.get(2)
-                .map(|o| {
-                    o.split(',')
-                        .filter(|c| !matches!(*c, "rw" | "ro" | "xattr") && !c.contains('/'))
-                        .filter(|c| !c.starts_with("release_agent"))
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
+            options
+                .iter()
+                .filter(|c| **c != "xattr" && !c.contains('/'))
+                .map(|c| c.to_string())
+                .collect()
         };
         out.push(Hierarchy {
-            mount: PathBuf::from(mnt),
+            mount: PathBuf::from(unescape_octal(mnt)),
             controllers,
             v2,
+            options: options.join(","),
         });
     }
     out
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let digits = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match digits {
+            Some(d) if b[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Pure v2: a cgroup2 hierarchy and no v1 one.
@@ -90,7 +128,10 @@ mod tests {
         assert_eq!(h[0].controllers, ["cpu"]);
         assert_eq!(h[1].controllers, ["cpu", "cpuacct"]);
         assert_eq!(h[2].controllers, ["name=systemd"]);
+        assert_eq!(h[1].options, "cpu,cpuacct");
+        assert_eq!(h[2].options, "xattr,name=systemd");
         assert!(h[3].v2);
+        assert_eq!(h[3].options, "");
         assert!(!is_pure_v2(&h));
     }
 

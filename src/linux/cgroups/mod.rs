@@ -7,6 +7,7 @@
 //! stats.rs and oom.rs feed `events`.
 
 pub mod devices;
+pub mod entry;
 pub mod freezer;
 pub mod hierarchy;
 pub mod oom;
@@ -187,15 +188,6 @@ impl Cgroup {
             .zip(&self.dirs)
             .find(|(h, _)| h.v2)
             .map(|(_, d)| d.as_path())
-    }
-
-    pub fn add(&self, pid: i32) -> Result<()> {
-        for d in &self.dirs {
-            let f = d.join("cgroup.procs");
-            fs::write(&f, pid.to_string())
-                .with_context(|| format!("join cgroup {}", f.display()))?;
-        }
-        Ok(())
     }
 
     /// Every process in the cgroup (and, on v2, its child cgroups).
