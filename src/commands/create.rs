@@ -82,10 +82,17 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     let result = sd
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
-        .and_then(|()| Cgroup::create(&cg_rel))
-        .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
-        .and_then(|cg| {
-            let r = launch(&sd, &bundle, args, console, &cg, &mut container);
+        .and_then(|()| Cgroup::create_v2(&cg_rel))
+        .and_then(|mut cg| {
+            let r = launch(
+                &sd,
+                &bundle,
+                args,
+                console,
+                &mut cg,
+                &cg_rel,
+                &mut container,
+            );
             if r.is_err() {
                 let _ = cg.remove();
             }
@@ -122,7 +129,8 @@ fn launch(
     bundle: &Bundle,
     args: &CreateArgs,
     console: Option<OwnedFd>,
-    cg: &Cgroup,
+    cg: &mut Cgroup,
+    cg_rel: &Path,
     container: &mut Container,
 ) -> Result<i32> {
     let fifo = make_exec_fifo(&sd.fifo_path())?;
@@ -136,7 +144,7 @@ fn launch(
         no_new_keyring: args.no_new_keyring,
         close_in_child: vec![sd.lock_fd()],
     };
-    process::spawn_init(launch, cg, container, &mut |c| sd.save(c))
+    process::spawn_init(launch, cg, cg_rel, container, &mut |c| sd.save(c))
 }
 
 /// The fifo init blocks on until `start`; opened read-write so init never sees EOF.

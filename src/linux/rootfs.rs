@@ -313,7 +313,10 @@ pub(crate) fn mount_cgroup(
     let tmpfs = reopen_mounted(root, dest, base.as_fd())?;
     // Read by the parent before clone (cached): the host's layout, not ours.
     for h in cgroups::hierarchies()? {
-        let Some(name) = h.mount.file_name().filter(|_| h.mount.parent() == Some(host_root))
+        let Some(name) = h
+            .mount
+            .file_name()
+            .filter(|_| h.mount.parent() == Some(host_root))
         else {
             continue;
         };

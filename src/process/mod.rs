@@ -7,12 +7,13 @@ mod exec;
 mod init;
 
 use std::fs::{self, File};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::linux::cgroups::{entry::Entry, Cgroup};
+use crate::linux::cgroups::{resources, Cgroup};
 use crate::linux::{hooks, namespaces};
 use crate::spec::Bundle;
 use crate::state::{Container, Status};
@@ -32,12 +33,14 @@ pub struct Launch<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
-/// Clones init into `cgroup` (see cgroups/entry.rs), writes its id maps, runs the runtime-namespace
+/// Clones init into `cgroup`, which has only its v2 part yet (see cgroups/entry.rs),
+/// adds the v1 hierarchies and resources while init sets up, writes its id maps, runs the runtime-namespace
 /// hooks when init asks, and returns init's pid once init is Ready. `record_pid` runs
 /// as soon as the pid is known so that `delete --force` can find a half-made container.
 pub fn spawn_init(
     launch: Launch<'_>,
-    cgroup: &Cgroup,
+    cgroup: &mut Cgroup,
+    cgroup_rel: &Path,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<i32> {
@@ -48,18 +51,18 @@ pub fn spawn_init(
             joins.push((namespaces::open_ns(j)?, j.flag));
         }
     }
-    let entry = cgroup.entry()?;
+    let v2_dir = cgroup.v2_dir_fd()?;
     let (parent_end, child_end) = channel::pair()?;
     let restore = enter_child_only_namespaces(launch.bundle)?;
     let flags = plan.clone_flags;
-    let (pid, in_v2) = clone_into_cgroup(flags, entry.v2_fd());
+    let (pid, in_v2) = clone_into_cgroup(flags, v2_dir.as_ref().map(|d| d.as_raw_fd()));
     if pid == 0 {
-        drop(parent_end);
+        // A host directory fd: init must not hold it while it waits for start.
+        drop((parent_end, v2_dir));
         init::run(init::InitArgs {
             bundle: launch.bundle,
             id: launch.id,
             chan: child_end,
-            cgroup: entry,
             fifo: launch.fifo,
             console: launch.console,
             joins,
@@ -71,19 +74,16 @@ pub fn spawn_init(
     }
     let clone_err = std::io::Error::last_os_error();
     restore_namespaces(restore)?;
-    drop(child_end);
-    drop(launch.fifo);
-    drop(launch.console);
+    drop((child_end, v2_dir, launch.fifo, launch.console));
     if pid < 0 {
         return Err(clone_err).context("clone container init");
     }
     let pid = pid as i32;
-    let join_v2 = (!in_v2).then_some(&entry);
     let result = drive_init(
         pid,
         &parent_end,
         launch.bundle,
-        join_v2,
+        (cgroup, cgroup_rel, in_v2),
         container,
         record_pid,
     );
@@ -97,7 +97,7 @@ fn drive_init(
     pid: i32,
     chan: &channel::Channel,
     bundle: &Bundle,
-    join_v2: Option<&Entry>,
+    (cgroup, cgroup_rel, in_v2): (&mut Cgroup, &Path, bool),
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<()> {
@@ -106,8 +106,8 @@ fn drive_init(
         .map(|(_, t)| t)
         .context("read start time of container init")?;
     record_pid(container)?;
-    if let Some(entry) = join_v2 {
-        entry.join_v2_by_pid(pid)?;
+    if !in_v2 {
+        cgroup.join_v2_by_pid(pid)?;
     }
     if bundle.ns.new_user() {
         write_id_maps(pid, bundle)?;
@@ -115,6 +115,19 @@ fn drive_init(
     chan.send(&Message::Continue {
         state: container.hook_state(Status::Creating),
     })?;
+    // Meanwhile init mounts; it waits for these before its first cgroup mount.
+    cgroup.create_v1(cgroup_rel)?;
+    resources::apply_spec(cgroup, &bundle.spec)?;
+    let tasks = cgroup.v1_tasks()?;
+    let (paths, fds) = tasks.parts();
+    if let Err(e) = chan.send_with_fds(&Message::CgroupsReady { tasks: paths }, &fds) {
+        // Init may have failed (and exited) while we worked: its reason comes first.
+        if let Ok(Some(Message::Error { message })) = chan.recv() {
+            bail!("{message}");
+        }
+        return Err(e);
+    }
+    drop(tasks);
     loop {
         match chan.recv()? {
             Some(Message::RunHooks) => {
@@ -347,7 +360,8 @@ const EXEC_NAMESPACES: [(&str, libc::c_int); 8] = [
 /// container does not share with us and joins `cgroup` before it runs anything.
 /// Returns its pid once it has exec'd the program (or the reason it could not).
 pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
-    let entry = cgroup.entry()?;
+    let tasks = cgroup.v1_tasks()?;
+    let v2_dir = cgroup.v2_dir_fd()?;
     let mut joins = Vec::new();
     let mut for_children = Vec::new();
     for (name, flag) in EXEC_NAMESPACES {
@@ -377,14 +391,14 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         restore.push((own_namespace(*flag)?, *flag));
         namespaces::setns(fd, *flag, "container namespace")?;
     }
-    let (pid, in_v2) = clone_into_cgroup(0, entry.v2_fd());
+    let (pid, in_v2) = clone_into_cgroup(0, v2_dir.as_ref().map(|d| d.as_raw_fd()));
     if pid == 0 {
-        drop(parent_end);
+        drop((parent_end, v2_dir));
         exec::run(exec::ExecArgs {
             process: launch.process,
             linux: launch.linux,
             chan: child_end,
-            cgroup: entry,
+            cgroup: tasks,
             joins,
             console: launch.console,
             preserve_fds: launch.preserve_fds,
@@ -398,10 +412,11 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         return Err(clone_err).context("clone exec process");
     }
     let pid = pid as i32;
+    drop((tasks, v2_dir));
     let joined = if in_v2 {
         Ok(())
     } else {
-        entry.join_v2_by_pid(pid)
+        cgroup.join_v2_by_pid(pid)
     };
     let result = joined
         .and_then(|()| {

@@ -89,32 +89,45 @@ fn default_leaf(id: &str, root: &Path) -> String {
 }
 
 impl Cgroup {
-    /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before
-    /// tasks join; on pure v2 the parents delegate their controllers downwards.
-    pub fn create(rel: &Path) -> Result<Cgroup> {
+    /// Creates the cgroup in the v2 hierarchy only (pure v2, or a hybrid host's
+    /// unified mount): the one a child can be cloned straight into. `create_v1`
+    /// adds the v1 hierarchies, which create does while init already sets up.
+    pub fn create_v2(rel: &Path) -> Result<Cgroup> {
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
         };
-        for h in hiers {
-            let dir = h.mount.join(rel);
+        for h in hiers.into_iter().filter(|h| h.v2) {
             let result = if pure_v2 {
                 v2::create_delegating(&h.mount, rel)
             } else {
-                fs::create_dir_all(&dir)
-                    .with_context(|| format!("create cgroup {}", dir.display()))
-                    .and_then(|()| init_cpuset(&h.mount, rel))
+                create_plain(&h.mount.join(rel))
             };
-            cg.dirs.push(dir);
-            cg.hiers.push(h);
-            if let Err(e) = result {
-                let _ = cg.remove();
-                return Err(e);
-            }
+            cg.push_created(h, rel, result)?;
         }
         Ok(cg)
+    }
+
+    /// Adds the v1 hierarchies to a cgroup made by `create_v2`. v1 cpuset needs
+    /// cpus/mems before tasks join. On error the caller removes the whole cgroup.
+    pub fn create_v1(&mut self, rel: &Path) -> Result<()> {
+        for h in hierarchies()?.into_iter().filter(|h| !h.v2) {
+            let result = create_plain(&h.mount.join(rel)).and_then(|()| init_cpuset(&h.mount, rel));
+            self.push_created(h, rel, result)?;
+        }
+        Ok(())
+    }
+
+    /// Records a directory even when making it failed half-way, so remove() finds it.
+    fn push_created(&mut self, h: Hierarchy, rel: &Path, result: Result<()>) -> Result<()> {
+        self.dirs.push(h.mount.join(rel));
+        self.hiers.push(h);
+        if result.is_err() {
+            let _ = self.remove();
+        }
+        result
     }
 
     /// The same cgroup with `sub` (relative, existing) below it in the hierarchies of
@@ -234,26 +247,40 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
     }
 }
 
+fn create_plain(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("create cgroup {}", dir.display()))
+}
+
 fn remove_dir_retrying(dir: &Path) -> Result<()> {
-    // Nested cgroups (e.g. made by a container with cgroupns) go first.
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_dir_retrying(&e.path())?;
-            }
-        }
-    }
     for attempt in 0..200 {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            // Busy: nested cgroups (e.g. made by a container with cgroupns) go
+            // first; without any, processes are still exiting.
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 199 => {
-                sleep(Duration::from_millis(10))
+                if !remove_children(dir)? {
+                    sleep(Duration::from_millis(10))
+                }
             }
             Err(e) => return Err(e).with_context(|| format!("remove cgroup {}", dir.display())),
         }
     }
     Ok(())
+}
+
+/// Removes the cgroups below `dir`; false when there were none.
+fn remove_children(dir: &Path) -> Result<bool> {
+    let mut found = false;
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_dir_retrying(&e.path())?;
+                found = true;
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// On a v1 cpuset hierarchy a new cgroup starts with empty cpus/mems; copy the parent's down.

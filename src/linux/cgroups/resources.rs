@@ -53,8 +53,8 @@ impl Write {
 }
 
 /// At create: linux.resources (if any) and, on v1, the device allow-list with
-/// linux.devices. On error the cgroup is removed again.
-pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
+/// linux.devices.
+pub fn apply_spec(cg: &Cgroup, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     let default = LinuxResources::default();
     let r = linux
@@ -63,13 +63,7 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     let devices = linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default();
-    match apply(&cg, r, Some(devices)) {
-        Ok(()) => Ok(cg),
-        Err(e) => {
-            let _ = cg.remove();
-            Err(e)
-        }
-    }
+    apply(cg, r, Some(devices))
 }
 
 /// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
