@@ -1,6 +1,7 @@
 //! linux.resources in the cgroup files (create and update), pause/resume,
-//! OOM events, a fork bomb under pids.max, the v1 device allow-list, and the
-//! clear errors for what this host or paddock cannot do.
+//! OOM events, a fork bomb under pids.max, the v1 device allow-list, the
+//! clear errors for what this host or paddock cannot do, and init being in its
+//! cgroup (and cgroup namespace root) before hooks and mounts that depend on it.
 
 mod common;
 
@@ -404,4 +405,52 @@ fn unsupported_settings_are_clear_errors_that_leave_nothing() {
         .fails_with_one_line();
     assert!(out.stderr.contains("systemd"), "{out:?}");
     env.assert_clean();
+}
+
+/// init joins its v1 cgroups itself while create runs (see process/channel.rs);
+/// by the time the runtime-namespace hooks run it must be in every hierarchy.
+#[test]
+fn prestart_hooks_see_init_in_its_cgroup_in_every_hierarchy() {
+    let env = Env::new();
+    let logdir = env.mkdir("cglog");
+    let log = logdir.join("cgroup");
+    let mut b = sleeper(&env);
+    let script = format!(
+        "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); cat /proc/$pid/cgroup > {}",
+        log.display()
+    );
+    b.config(|c| {
+        c["hooks"]["prestart"] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    });
+    let id = env.id("cgjoin");
+    env.create(&b, &id).success();
+    let lines = fs::read_to_string(&log).unwrap();
+    let leaf = cg_dir("memory", &id);
+    let leaf = leaf.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(lines.lines().count() >= 1, "{lines}");
+    for line in lines.lines() {
+        assert!(
+            line.ends_with(&format!("/paddock/{leaf}")),
+            "{line} in {lines}"
+        );
+    }
+    remove(&env, &id);
+}
+
+/// Without a cgroup mount in the config, init still joins before it unshares
+/// the cgroup namespace, so the container's cgroup is the namespace root.
+#[test]
+fn cgroup_namespace_without_a_cgroup_mount_is_rooted_at_the_container() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.set_namespace(json!({"type": "cgroup"}));
+    b.config(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["type"] != "cgroup");
+    });
+    let out = env.run_args(&mut b, &["cat", "/proc/self/cgroup"]);
+    assert!(!out.stdout.is_empty(), "{out:?}");
+    for line in out.stdout.lines() {
+        assert!(line.ends_with(":/"), "{line} in {out:?}");
+    }
 }
