@@ -84,15 +84,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .and_then(|()| sd.save_config(&bundle.spec))
         .and_then(|()| Cgroup::create_v2(&cg_rel))
         .and_then(|mut cg| {
-            let r = launch(
-                &sd,
-                &bundle,
-                args,
-                console,
-                &mut cg,
-                &cg_rel,
-                &mut container,
-            );
+            let r = launch(&sd, &bundle, args, console, &mut cg, &mut container);
             if r.is_err() {
                 let _ = cg.remove();
             }
@@ -130,7 +122,6 @@ fn launch(
     args: &CreateArgs,
     console: Option<OwnedFd>,
     cg: &mut Cgroup,
-    cg_rel: &Path,
     container: &mut Container,
 ) -> Result<i32> {
     let fifo = make_exec_fifo(&sd.fifo_path())?;
@@ -144,7 +135,7 @@ fn launch(
         no_new_keyring: args.no_new_keyring,
         close_in_child: vec![sd.lock_fd()],
     };
-    process::spawn_init(launch, cg, cg_rel, container, &mut |c| sd.save(c))
+    process::spawn_init(launch, cg, container, &mut |c| sd.save(c))
 }
 
 /// The fifo init blocks on until `start`; opened read-write so init never sees EOF.

@@ -9,7 +9,6 @@ mod init;
 use std::fs::{self, File};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -34,13 +33,13 @@ pub struct Launch<'a> {
 }
 
 /// Clones init into `cgroup`, which has only its v2 part yet (see cgroups/entry.rs),
-/// adds the v1 hierarchies and resources while init sets up, writes its id maps, runs the runtime-namespace
-/// hooks when init asks, and returns init's pid once init is Ready. `record_pid` runs
+/// writes its id maps, adds the v1 hierarchies and resources while init sets up,
+/// runs the runtime-namespace hooks when init asks, and returns init's pid once
+/// init is Ready. `record_pid` runs
 /// as soon as the pid is known so that `delete --force` can find a half-made container.
 pub fn spawn_init(
     launch: Launch<'_>,
     cgroup: &mut Cgroup,
-    cgroup_rel: &Path,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<i32> {
@@ -83,7 +82,8 @@ pub fn spawn_init(
         pid,
         &parent_end,
         launch.bundle,
-        (cgroup, cgroup_rel, in_v2),
+        cgroup,
+        in_v2,
         container,
         record_pid,
     );
@@ -97,7 +97,8 @@ fn drive_init(
     pid: i32,
     chan: &channel::Channel,
     bundle: &Bundle,
-    (cgroup, cgroup_rel, in_v2): (&mut Cgroup, &Path, bool),
+    cgroup: &mut Cgroup,
+    in_v2: bool,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<()> {
@@ -116,7 +117,7 @@ fn drive_init(
         state: container.hook_state(Status::Creating),
     })?;
     // Meanwhile init mounts; it waits for these before its first cgroup mount.
-    cgroup.create_v1(cgroup_rel)?;
+    cgroup.create_v1()?;
     resources::apply_spec(cgroup, &bundle.spec)?;
     let tasks = cgroup.v1_tasks()?;
     let (paths, fds) = tasks.parts();

@@ -33,6 +33,8 @@ pub struct Cgroup {
     /// One directory per hierarchy; the first one with cgroup.procs is used to list pids.
     pub dirs: Vec<PathBuf>,
     hiers: Vec<Hierarchy>,
+    /// The path below each hierarchy's root (linux.cgroupsPath or the default).
+    rel: PathBuf,
 }
 
 /// `--systemd-cgroup`: the systemd driver talks to systemd over D-Bus, which is
@@ -98,6 +100,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
+            rel: rel.to_path_buf(),
         };
         for h in hiers.into_iter().filter(|h| h.v2) {
             let result = if pure_v2 {
@@ -105,24 +108,25 @@ impl Cgroup {
             } else {
                 create_plain(&h.mount.join(rel))
             };
-            cg.push_created(h, rel, result)?;
+            cg.push_created(h, result)?;
         }
         Ok(cg)
     }
 
     /// Adds the v1 hierarchies to a cgroup made by `create_v2`. v1 cpuset needs
     /// cpus/mems before tasks join. On error the caller removes the whole cgroup.
-    pub fn create_v1(&mut self, rel: &Path) -> Result<()> {
+    pub fn create_v1(&mut self) -> Result<()> {
         for h in hierarchies()?.into_iter().filter(|h| !h.v2) {
-            let result = create_plain(&h.mount.join(rel)).and_then(|()| init_cpuset(&h.mount, rel));
-            self.push_created(h, rel, result)?;
+            let result = create_plain(&h.mount.join(&self.rel))
+                .and_then(|()| init_cpuset(&h.mount, &self.rel));
+            self.push_created(h, result)?;
         }
         Ok(())
     }
 
     /// Records a directory even when making it failed half-way, so remove() finds it.
-    fn push_created(&mut self, h: Hierarchy, rel: &Path, result: Result<()>) -> Result<()> {
-        self.dirs.push(h.mount.join(rel));
+    fn push_created(&mut self, h: Hierarchy, result: Result<()>) -> Result<()> {
+        self.dirs.push(h.mount.join(&self.rel));
         self.hiers.push(h);
         if result.is_err() {
             let _ = self.remove();
@@ -137,6 +141,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: self.hiers.clone(),
+            rel: self.rel.join(sub),
         };
         let mut matched = false;
         for (dir, h) in self.dirs.iter().zip(&self.hiers) {
@@ -169,6 +174,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
+            rel: rel.to_path_buf(),
         };
         for h in hierarchies()? {
             let d = h.mount.join(rel);
