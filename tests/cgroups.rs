@@ -454,3 +454,82 @@ fn cgroup_namespace_without_a_cgroup_mount_is_rooted_at_the_container() {
         assert!(line.ends_with(":/"), "{line} in {out:?}");
     }
 }
+
+/// Makes clone3 fail with ENOSYS in the spawned paddock, as an old kernel or a
+/// host seccomp profile would (x86_64 and aarch64 both number it 435).
+fn without_clone3(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let filter = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0, // offset of seccomp_data.nr
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: 435,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: pre_exec runs in the forked child; prctl with a filter that outlives it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Where clone3 is refused, init and exec processes still end up in the
+/// container's cgroup in every hierarchy (v2 by a migration, v1 by themselves).
+#[test]
+fn without_clone3_init_and_exec_still_join_every_hierarchy() {
+    let env = Env::new();
+    let mut b = sleeper(&env);
+    b.remove_namespace("cgroup");
+    b.save();
+    let id = env.id("noclone3");
+    let mut create = env.cmd(&["create", "-b", b.dir.to_str().unwrap(), &id]);
+    without_clone3(&mut create);
+    env.output(create).success();
+    env.paddock(&["start", &id]).success();
+    let leaf = cg_dir("memory", &id);
+    let leaf = leaf.file_name().unwrap().to_string_lossy().into_owned();
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    let mut exec = env.cmd(&["exec", &id, "cat", "/proc/self/cgroup"]);
+    without_clone3(&mut exec);
+    let exec_out = env.output(exec).success().stdout;
+    for text in [
+        fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap(),
+        exec_out,
+    ] {
+        assert!(text.lines().count() >= 1, "{text}");
+        for line in text.lines() {
+            assert!(
+                line.ends_with(&format!("/paddock/{leaf}")),
+                "{line} in {text}"
+            );
+        }
+    }
+    remove(&env, &id);
+}
