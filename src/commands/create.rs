@@ -82,9 +82,10 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     let result = sd
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
-        .and_then(|()| Cgroup::create_v2(&cg_rel))
-        .and_then(|mut cg| {
-            let r = launch(&sd, &bundle, args, console, &mut cg, &mut container);
+        .and_then(|()| Cgroup::create(&cg_rel))
+        .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
+        .and_then(|cg| {
+            let r = launch(&sd, &bundle, args, console, &cg, &mut container);
             if r.is_err() {
                 let _ = cg.remove();
             }
@@ -121,7 +122,7 @@ fn launch(
     bundle: &Bundle,
     args: &CreateArgs,
     console: Option<OwnedFd>,
-    cg: &mut Cgroup,
+    cg: &Cgroup,
     container: &mut Container,
 ) -> Result<i32> {
     let fifo = make_exec_fifo(&sd.fifo_path())?;

@@ -240,7 +240,6 @@ pub fn mount_all(
     mounts: &[Mount],
     bundle: &Path,
     in_userns: bool,
-    before_cgroup_mount: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     // spec::load has validated every entry before anything was created.
     for (i, m) in mounts.iter().enumerate() {
@@ -251,9 +250,6 @@ pub fn mount_all(
         let what = if bind { "bind" } else { typ };
         let context = || format!("mounts[{i}]: mount {what} on {}", dest.display());
         check_ordinary_dir(root, &dest).with_context(context)?;
-        if matches!(typ, "cgroup" | "cgroup2") {
-            before_cgroup_mount()?;
-        }
         let done = if bind {
             let source = m.source().as_deref().unwrap_or(Path::new(""));
             bind_into_root(root, &dest, &bundle.join(source), &opts)

@@ -1,36 +1,25 @@
 //! Typed messages between paddock and the container's init over one
 //! SOCK_SEQPACKET socketpair: one message per packet, so no framing is needed.
 //!
-//!   parent                         init (created in the v2 cgroup, if any)
+//!   parent                         init (first joins its cgroup: cgroups/entry.rs)
 //!   [id maps] Continue{state} -->
-//!   [v1 cgroups, resources] CgroupsReady{tasks} + fds -->
-//!                                  (init joins them before any cgroup mount)
 //!                              <-- RunHooks      (mounts done, before pivot_root)
 //!   [prestart, createRuntime] HooksDone -->
 //!                              <-- Ready         (blocks on the exec fifo next)
 //!   at any point               <-- Error{message}
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
 
 const MAX_MESSAGE: usize = 64 * 1024;
-/// Most fds one message carries (one per cgroup v1 hierarchy).
-const MAX_FDS: usize = 32;
 
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Carries the hook state JSON (status "creating", init's host pid).
     Continue {
         state: String,
-    },
-    /// The v1 cgroup `tasks` files init writes itself into; the fds ride along.
-    CgroupsReady {
-        tasks: Vec<String>,
     },
     RunHooks,
     HooksDone,
@@ -66,71 +55,44 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, msg: &Message) -> Result<()> {
-        self.send_with_fds(msg, &[])
-    }
-
-    /// One message with `fds` attached (SCM_RIGHTS) in the same packet.
-    pub fn send_with_fds(&self, msg: &Message, fds: &[BorrowedFd<'_>]) -> Result<()> {
         let mut data = serde_json::to_vec(msg).context("encode message")?;
         data.truncate(MAX_MESSAGE);
-        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let rights = [ControlMessage::ScmRights(&raw)];
-        let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
-        let iov = [IoSlice::new(&data)];
-        loop {
-            match sendmsg::<()>(
+        // SAFETY: send from a valid buffer on a valid socket.
+        let n = unsafe {
+            libc::send(
                 self.fd.as_raw_fd(),
-                &iov,
-                cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("send to peer"),
-            }
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error()).context("send to peer");
         }
+        Ok(())
     }
 
     /// The next message, or None when the peer closed its end.
     pub fn recv(&self) -> Result<Option<Message>> {
-        Ok(self.recv_with_fds()?.0)
-    }
-
-    /// The next message and the fds that came with it (close-on-exec).
-    pub fn recv_with_fds(&self) -> Result<(Option<Message>, Vec<OwnedFd>)> {
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
-        let mut fds = Vec::new();
         let n = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(msg) => {
-                    for c in msg.cmsgs().context("receive from peer")? {
-                        if let ControlMessageOwned::ScmRights(raw) = c {
-                            // SAFETY: the kernel just installed these fds for us.
-                            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-                        }
-                    }
-                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-                        bail!("receive from peer: too many fds in one message");
-                    }
-                    break msg.bytes;
-                }
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("receive from peer"),
+            // SAFETY: recv into a buffer of the stated length.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                break n as usize;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(err).context("receive from peer");
             }
         };
         if n == 0 {
-            return Ok((None, fds));
+            return Ok(None);
         }
-        let msg = serde_json::from_slice(&buf[..n]).context("decode message")?;
-        Ok((Some(msg), fds))
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .context("decode message")
     }
 
     /// Waits for one particular message; an Error from the peer becomes our error.
@@ -160,21 +122,5 @@ mod tests {
         b.expect(Message::Ready).unwrap();
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
-    }
-
-    #[test]
-    fn fds_travel_with_their_message() {
-        let (a, b) = pair().unwrap();
-        let f = std::fs::File::open("/dev/null").unwrap();
-        let msg = Message::CgroupsReady {
-            tasks: vec!["/dev/null".into()],
-        };
-        a.send_with_fds(&msg, &[std::os::fd::AsFd::as_fd(&f)])
-            .unwrap();
-        let (got, fds) = b.recv_with_fds().unwrap();
-        assert_eq!(got, Some(msg));
-        assert_eq!(fds.len(), 1);
-        let flags = unsafe { libc::fcntl(fds[0].as_raw_fd(), libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 }

@@ -13,7 +13,7 @@ use super::init::{
     apply_lsm_labels, confine, exec, fail, find_executable, load_seccomp, prctl, prepare_seccomp,
     reset_signals,
 };
-use crate::linux::cgroups::entry::Tasks;
+use crate::linux::cgroups::entry::Entry;
 use crate::linux::{namespaces, rlimits, tty};
 
 pub struct ExecArgs<'a> {
@@ -22,7 +22,7 @@ pub struct ExecArgs<'a> {
     pub linux: Option<&'a oci_spec::runtime::Linux>,
     pub chan: Channel,
     /// Already in its v2 part (clone3); the v1 hierarchies we join ourselves.
-    pub cgroup: Tasks,
+    pub cgroup: Entry,
     /// Namespaces of the container to enter, user first and mount last.
     pub joins: Vec<(OwnedFd, libc::c_int)>,
     pub console: Option<OwnedFd>,
@@ -36,7 +36,7 @@ pub fn run(mut args: ExecArgs<'_>) -> ! {
 
 fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
     // Before it runs anything: every process of the container is in its cgroup.
-    std::mem::take(&mut a.cgroup).join_self()?;
+    a.cgroup.enter()?;
     // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0, "set exec process non-dumpable")?;
     // Without clone3 the parent has joined us to v2 by now.

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Linux, Process, Spec};
 
 use super::channel::{Channel, Message};
-use crate::linux::cgroups::entry::Tasks;
+use crate::linux::cgroups::entry::Entry;
 use crate::linux::{
     caps, devices, hooks, lsm, mounts, namespaces, rlimits, rootfs, seccomp, sysctl, tty,
 };
@@ -24,6 +24,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub id: &'a str,
     pub chan: Channel,
+    /// Already in its v2 part (clone3); the v1 hierarchies we join ourselves.
+    pub cgroup: Entry,
     pub fifo: OwnedFd,
     pub console: Option<OwnedFd>,
     /// Namespaces to join by path, user first and mount last (pid/time: done by the parent).
@@ -34,8 +36,8 @@ pub struct InitArgs<'a> {
     pub close_fds: Vec<RawFd>,
 }
 
-pub fn run(args: InitArgs<'_>) -> ! {
-    let Err(err) = setup(&args);
+pub fn run(mut args: InitArgs<'_>) -> ! {
+    let Err(err) = setup(&mut args);
     fail(&args.chan, "init", &err)
 }
 
@@ -55,7 +57,9 @@ pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
+fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
+    // First, so that everything init does and allocates belongs to the container.
+    a.cgroup.enter()?;
     // Non-dumpable until execve: container processes cannot ptrace init or open
     // its /proc files while it still holds host fds (CVE-2016-9962).
     prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
@@ -68,7 +72,7 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     let linux = spec.linux().as_ref().context("linux: missing")?;
     let plan = &a.bundle.ns;
 
-    // The parent has written the id maps (and, without clone3, put us in v2) by now.
+    // The parent has written the id maps (and, without clone3, joined us to v2) by now.
     let state = match a.chan.recv()? {
         Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),
@@ -78,6 +82,10 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     }
     for (fd, flag) in &a.joins {
         namespaces::setns(fd, *flag, "joined namespace")?;
+    }
+    if plan.new_cgroup {
+        // Unshared only now, inside the container's cgroup, so that cgroup is its root.
+        unshare(libc::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
     set_uts_names(spec)?;
     if !a.no_new_keyring {
@@ -94,23 +102,12 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     let in_userns = plan.has(libc::CLONE_NEWUSER);
     rootfs::set_root_propagation(linux.rootfs_propagation().as_deref())?;
     let root = rootfs::bind_rootfs(&a.bundle.rootfs)?;
-    let mut joined = false;
-    let mut join = || -> Result<()> {
-        if !joined {
-            join_cgroups(&a.chan, plan.new_cgroup)?;
-            joined = true;
-        }
-        Ok(())
-    };
     mounts::mount_all(
         root.as_fd(),
         spec.mounts().as_deref().unwrap_or_default(),
         &a.bundle.dir,
         in_userns,
-        &mut join,
     )?;
-    // Without a cgroup mount: now, before the devices and the hooks.
-    join()?;
     devices::create_default_devices(
         root.as_fd(),
         in_userns,
@@ -195,21 +192,6 @@ fn setup(a: &InitArgs<'_>) -> Result<Infallible> {
     // Only now: writing hook stdin relies on SIGPIPE being ignored.
     reset_signals();
     exec(&exe, process)
-}
-
-/// Waits for the parent's v1 cgroups and writes init into them, then unshares
-/// the cgroup namespace (if asked), so that the container's cgroup is its root.
-/// Runs before the first cgroup mount, which shows that root.
-fn join_cgroups(chan: &Channel, new_cgroup_ns: bool) -> Result<()> {
-    let (msg, fds) = chan.recv_with_fds()?;
-    match msg {
-        Some(Message::CgroupsReady { tasks }) => Tasks::from_parts(tasks, fds)?.join_self()?,
-        other => bail!("protocol error: expected CgroupsReady, got {other:?}"),
-    }
-    if new_cgroup_ns {
-        unshare(libc::CLONE_NEWCGROUP, "cgroup namespace")?;
-    }
-    Ok(())
 }
 
 /// cwd, fds, user, capabilities and no_new_privs, with the seccomp filter at the

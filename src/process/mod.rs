@@ -7,12 +7,12 @@ mod exec;
 mod init;
 
 use std::fs::{self, File};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
 
-use crate::linux::cgroups::{resources, Cgroup};
+use crate::linux::cgroups::{entry::Entry, Cgroup};
 use crate::linux::{hooks, namespaces};
 use crate::spec::Bundle;
 use crate::state::{Container, Status};
@@ -32,14 +32,12 @@ pub struct Launch<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
-/// Clones init into `cgroup`, which has only its v2 part yet (see cgroups/entry.rs),
-/// writes its id maps, adds the v1 hierarchies and resources while init sets up,
-/// runs the runtime-namespace hooks when init asks, and returns init's pid once
-/// init is Ready. `record_pid` runs
+/// Clones init into `cgroup` (see cgroups/entry.rs), writes its id maps, runs the runtime-namespace
+/// hooks when init asks, and returns init's pid once init is Ready. `record_pid` runs
 /// as soon as the pid is known so that `delete --force` can find a half-made container.
 pub fn spawn_init(
     launch: Launch<'_>,
-    cgroup: &mut Cgroup,
+    cgroup: &Cgroup,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<i32> {
@@ -50,18 +48,18 @@ pub fn spawn_init(
             joins.push((namespaces::open_ns(j)?, j.flag));
         }
     }
-    let v2_dir = cgroup.v2_dir_fd()?;
+    let entry = cgroup.entry()?;
     let (parent_end, child_end) = channel::pair()?;
     let restore = enter_child_only_namespaces(launch.bundle)?;
     let flags = plan.clone_flags;
-    let (pid, in_v2) = clone_into_cgroup(flags, v2_dir.as_ref().map(|d| d.as_raw_fd()));
+    let (pid, in_v2) = clone_into_cgroup(flags, entry.v2_fd());
     if pid == 0 {
-        // A host directory fd: init must not hold it while it waits for start.
-        drop((parent_end, v2_dir));
+        drop(parent_end);
         init::run(init::InitArgs {
             bundle: launch.bundle,
             id: launch.id,
             chan: child_end,
+            cgroup: entry,
             fifo: launch.fifo,
             console: launch.console,
             joins,
@@ -73,17 +71,19 @@ pub fn spawn_init(
     }
     let clone_err = std::io::Error::last_os_error();
     restore_namespaces(restore)?;
-    drop((child_end, v2_dir, launch.fifo, launch.console));
+    drop(child_end);
+    drop(launch.fifo);
+    drop(launch.console);
     if pid < 0 {
         return Err(clone_err).context("clone container init");
     }
     let pid = pid as i32;
+    let join_v2 = (!in_v2).then_some(&entry);
     let result = drive_init(
         pid,
         &parent_end,
         launch.bundle,
-        cgroup,
-        in_v2,
+        join_v2,
         container,
         record_pid,
     );
@@ -97,8 +97,7 @@ fn drive_init(
     pid: i32,
     chan: &channel::Channel,
     bundle: &Bundle,
-    cgroup: &mut Cgroup,
-    in_v2: bool,
+    join_v2: Option<&Entry>,
     container: &mut Container,
     record_pid: &mut dyn FnMut(&Container) -> Result<()>,
 ) -> Result<()> {
@@ -107,8 +106,8 @@ fn drive_init(
         .map(|(_, t)| t)
         .context("read start time of container init")?;
     record_pid(container)?;
-    if !in_v2 {
-        cgroup.join_v2_by_pid(pid)?;
+    if let Some(entry) = join_v2 {
+        entry.join_v2_by_pid(pid)?;
     }
     if bundle.ns.new_user() {
         write_id_maps(pid, bundle)?;
@@ -116,19 +115,6 @@ fn drive_init(
     chan.send(&Message::Continue {
         state: container.hook_state(Status::Creating),
     })?;
-    // Meanwhile init mounts; it waits for these before its first cgroup mount.
-    cgroup.create_v1()?;
-    resources::apply_spec(cgroup, &bundle.spec)?;
-    let tasks = cgroup.v1_tasks()?;
-    let (paths, fds) = tasks.parts();
-    if let Err(e) = chan.send_with_fds(&Message::CgroupsReady { tasks: paths }, &fds) {
-        // Init may have failed (and exited) while we worked: its reason comes first.
-        if let Ok(Some(Message::Error { message })) = chan.recv() {
-            bail!("{message}");
-        }
-        return Err(e);
-    }
-    drop(tasks);
     loop {
         match chan.recv()? {
             Some(Message::RunHooks) => {
@@ -361,8 +347,7 @@ const EXEC_NAMESPACES: [(&str, libc::c_int); 8] = [
 /// container does not share with us and joins `cgroup` before it runs anything.
 /// Returns its pid once it has exec'd the program (or the reason it could not).
 pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
-    let tasks = cgroup.v1_tasks()?;
-    let v2_dir = cgroup.v2_dir_fd()?;
+    let entry = cgroup.entry()?;
     let mut joins = Vec::new();
     let mut for_children = Vec::new();
     for (name, flag) in EXEC_NAMESPACES {
@@ -392,14 +377,14 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         restore.push((own_namespace(*flag)?, *flag));
         namespaces::setns(fd, *flag, "container namespace")?;
     }
-    let (pid, in_v2) = clone_into_cgroup(0, v2_dir.as_ref().map(|d| d.as_raw_fd()));
+    let (pid, in_v2) = clone_into_cgroup(0, entry.v2_fd());
     if pid == 0 {
-        drop((parent_end, v2_dir));
+        drop(parent_end);
         exec::run(exec::ExecArgs {
             process: launch.process,
             linux: launch.linux,
             chan: child_end,
-            cgroup: tasks,
+            cgroup: entry,
             joins,
             console: launch.console,
             preserve_fds: launch.preserve_fds,
@@ -413,11 +398,10 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         return Err(clone_err).context("clone exec process");
     }
     let pid = pid as i32;
-    drop((tasks, v2_dir));
     let joined = if in_v2 {
         Ok(())
     } else {
-        cgroup.join_v2_by_pid(pid)
+        entry.join_v2_by_pid(pid)
     };
     let result = joined
         .and_then(|()| {

@@ -33,8 +33,6 @@ pub struct Cgroup {
     /// One directory per hierarchy; the first one with cgroup.procs is used to list pids.
     pub dirs: Vec<PathBuf>,
     hiers: Vec<Hierarchy>,
-    /// The path below each hierarchy's root (linux.cgroupsPath or the default).
-    rel: PathBuf,
 }
 
 /// `--systemd-cgroup`: the systemd driver talks to systemd over D-Bus, which is
@@ -91,47 +89,32 @@ fn default_leaf(id: &str, root: &Path) -> String {
 }
 
 impl Cgroup {
-    /// Creates the cgroup in the v2 hierarchy only (pure v2, or a hybrid host's
-    /// unified mount): the one a child can be cloned straight into. `create_v1`
-    /// adds the v1 hierarchies, which create does while init already sets up.
-    pub fn create_v2(rel: &Path) -> Result<Cgroup> {
+    /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before
+    /// tasks join; on pure v2 the parents delegate their controllers downwards.
+    pub fn create(rel: &Path) -> Result<Cgroup> {
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
-            rel: rel.to_path_buf(),
         };
-        for h in hiers.into_iter().filter(|h| h.v2) {
+        for h in hiers {
+            let dir = h.mount.join(rel);
             let result = if pure_v2 {
                 v2::create_delegating(&h.mount, rel)
             } else {
-                create_plain(&h.mount.join(rel))
+                fs::create_dir_all(&dir)
+                    .with_context(|| format!("create cgroup {}", dir.display()))
+                    .and_then(|()| init_cpuset(&h.mount, rel))
             };
-            cg.push_created(h, result)?;
+            cg.dirs.push(dir);
+            cg.hiers.push(h);
+            if let Err(e) = result {
+                let _ = cg.remove();
+                return Err(e);
+            }
         }
         Ok(cg)
-    }
-
-    /// Adds the v1 hierarchies to a cgroup made by `create_v2`. v1 cpuset needs
-    /// cpus/mems before tasks join. On error the caller removes the whole cgroup.
-    pub fn create_v1(&mut self) -> Result<()> {
-        for h in hierarchies()?.into_iter().filter(|h| !h.v2) {
-            let result = create_plain(&h.mount.join(&self.rel))
-                .and_then(|()| init_cpuset(&h.mount, &self.rel));
-            self.push_created(h, result)?;
-        }
-        Ok(())
-    }
-
-    /// Records a directory even when making it failed half-way, so remove() finds it.
-    fn push_created(&mut self, h: Hierarchy, result: Result<()>) -> Result<()> {
-        self.dirs.push(h.mount.join(&self.rel));
-        self.hiers.push(h);
-        if result.is_err() {
-            let _ = self.remove();
-        }
-        result
     }
 
     /// The same cgroup with `sub` (relative, existing) below it in the hierarchies of
@@ -141,7 +124,6 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: self.hiers.clone(),
-            rel: self.rel.join(sub),
         };
         let mut matched = false;
         for (dir, h) in self.dirs.iter().zip(&self.hiers) {
@@ -174,7 +156,6 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
-            rel: rel.to_path_buf(),
         };
         for h in hierarchies()? {
             let d = h.mount.join(rel);
@@ -251,10 +232,6 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
             }
         }
     }
-}
-
-fn create_plain(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("create cgroup {}", dir.display()))
 }
 
 fn remove_dir_retrying(dir: &Path) -> Result<()> {

@@ -53,8 +53,8 @@ impl Write {
 }
 
 /// At create: linux.resources (if any) and, on v1, the device allow-list with
-/// linux.devices.
-pub fn apply_spec(cg: &Cgroup, spec: &Spec) -> Result<()> {
+/// linux.devices. On error the cgroup is removed again.
+pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     let linux = spec.linux().as_ref();
     let default = LinuxResources::default();
     let r = linux
@@ -63,7 +63,13 @@ pub fn apply_spec(cg: &Cgroup, spec: &Spec) -> Result<()> {
     let devices = linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default();
-    apply(cg, r, Some(devices))
+    match apply(&cg, r, Some(devices)) {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            let _ = cg.remove();
+            Err(e)
+        }
+    }
 }
 
 /// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
