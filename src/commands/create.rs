@@ -19,6 +19,9 @@ pub struct Created {
     pub pid: i32,
     /// Our end of the console socket when `run` proxies the terminal itself.
     pub console: Option<UnixStream>,
+    /// Still locked, so `run` can start it without reloading what it just wrote.
+    pub state_dir: StateDir,
+    pub container: Container,
 }
 
 pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
@@ -114,6 +117,8 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     Ok(Created {
         pid,
         console: our_console,
+        state_dir: sd,
+        container,
     })
 }
 

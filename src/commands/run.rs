@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::{create, start, Globals};
 use crate::cli::RunArgs;
-use crate::state::StateDir;
+use crate::state::{Container, StateDir};
 
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -13,21 +13,24 @@ static INIT_PID: AtomicI32 = AtomicI32::new(0);
 pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     let id = &args.create.id;
     // In the foreground a terminal without --console-socket is proxied by us.
-    let created = create::create_container(g, &args.create, !args.detach)?;
-    let master = match &created.console {
-        Some(sock) => match super::console_proxy::receive_master(sock) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                remove(g, id);
-                return Err(e);
-            }
-        },
-        None => None,
-    };
-    if let Err(e) = start::start(g, id) {
-        remove(g, id);
-        return Err(e);
+    let mut created = create::create_container(g, &args.create, !args.detach)?;
+    let started = match &created.console {
+        Some(sock) => super::console_proxy::receive_master(sock).map(Some),
+        None => Ok(None),
     }
+    .and_then(|master| {
+        start::release(&created.state_dir, &mut created.container)?;
+        Ok(master)
+    });
+    let master = match started {
+        Ok(m) => m,
+        Err(e) => {
+            destroy(created.state_dir, &created.container, id);
+            return Err(e);
+        }
+    };
+    // Unlocked from here: kill, exec and state must work while it runs.
+    drop(created.state_dir);
     if args.detach {
         return Ok(0);
     }
@@ -43,10 +46,14 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
 }
 
 fn remove(g: &Globals, id: &str) {
-    let result = StateDir::open(&g.root, id)
-        .and_then(|sd| sd.load().map(|c| (sd, c)))
-        .and_then(|(sd, c)| super::delete::destroy(sd, &c));
-    if let Err(e) = result {
+    match StateDir::open(&g.root, id).and_then(|sd| sd.load().map(|c| (sd, c))) {
+        Ok((sd, c)) => destroy(sd, &c, id),
+        Err(e) => crate::logger::warn(&format!("remove container {id}: {e:#}")),
+    }
+}
+
+fn destroy(sd: StateDir, c: &Container, id: &str) {
+    if let Err(e) = super::delete::destroy(sd, c) {
         crate::logger::warn(&format!("remove container {id}: {e:#}"));
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::Globals;
 use crate::linux::{cgroups::Cgroup, hooks};
-use crate::state::{StateDir, Status};
+use crate::state::{Container, StateDir, Status};
 
 /// Releases init from the exec fifo, records "running", then runs poststart hooks.
 pub fn start(g: &Globals, id: &str) -> Result<()> {
@@ -21,6 +21,12 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         Status::Creating => bail!("cannot start a container that is still being created"),
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
     }
+    release(&sd, &mut c)
+}
+
+/// `start` of a container known to be created, with its state dir locked: `run`
+/// comes here straight from create.
+pub fn release(sd: &StateDir, c: &mut Container) -> Result<()> {
     // Non-blocking: with no reader (init died) open fails with ENXIO instead of hanging.
     let fifo = sd.fifo_path();
     let mut f = match OpenOptions::new()
@@ -37,14 +43,14 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
     drop(f);
     let _ = std::fs::remove_file(&fifo);
     c.recorded = Status::Running;
-    sd.save(&c)?;
+    sd.save(c)?;
     if let Some(h) = &c.hooks {
         let state = c.hook_state(Status::Running);
         let poststart = h.poststart().as_deref().unwrap_or_default();
         // The spec (1.3): a failing poststart hook is an error that stops the
         // container; `delete` then destroys it and runs the poststop hooks.
         if let Err(e) = hooks::run_hooks("poststart", poststart, &state) {
-            super::delete::kill_everything(&c, &Cgroup::open(Path::new(&c.cgroup_path))?);
+            super::delete::kill_everything(c, &Cgroup::open(Path::new(&c.cgroup_path))?);
             return Err(e);
         }
     }
