@@ -23,7 +23,7 @@ pub struct Entry {
     /// v1 `tasks` files, opened for writing, that the child writes "0" into.
     tasks: Vec<(File, PathBuf)>,
     /// The v2 cgroup directory, for clone3(CLONE_INTO_CGROUP).
-    pub v2_dir: Option<(OwnedFd, PathBuf)>,
+    v2_dir: Option<(OwnedFd, PathBuf)>,
 }
 
 impl Cgroup {
