@@ -202,9 +202,9 @@ fn condition_sets(
     }
 }
 
-/// Builds the filter in memory; nothing is loaded into the kernel.
+/// Builds the filter in memory; nothing is loaded into the kernel. `s` has passed
+/// `validate` already: spec::load checks it, and exec uses the copy saved at create.
 pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
-    validate(s)?;
     let default = action_value(s.default_action(), s.default_errno_ret())?;
     let mut ctx = ffi::Ctx::new(default).context("linux.seccomp.defaultAction")?;
     ctx.attr_set(ffi::FLTATR_CTL_NNP, 0)
