@@ -22,7 +22,7 @@ fn default_devices_have_the_right_numbers() {
         .iter()
         .map(|(d, _)| format!("stat -c '%n %F %t:%T' /dev/{d}; "))
         .collect();
-    let out = env.run_args(&mut b, &["sh", "-c", &script]);
+    let out = env.run_sh(&mut b, &script);
     let lines: Vec<_> = out.stdout.lines().collect();
     assert_eq!(lines.len(), devs.len(), "{out:?}");
     for ((d, nums), line) in devs.iter().zip(lines) {
@@ -34,14 +34,7 @@ fn default_devices_have_the_right_numbers() {
 fn dev_null_is_usable() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
-        &mut b,
-        &[
-            "sh",
-            "-c",
-            "echo x > /dev/null && head -c 4 /dev/zero | wc -c",
-        ],
-    );
+    let out = env.run_sh(&mut b, "echo x > /dev/null && head -c 4 /dev/zero | wc -c");
     assert_eq!(out.stdout.trim(), "4");
 }
 
@@ -49,13 +42,9 @@ fn dev_null_is_usable() {
 fn ptmx_and_fd_links_exist() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done",
-        ],
+        "for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done",
     );
     let want = "pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n";
     assert_eq!(out.stdout, want);
@@ -93,13 +82,9 @@ fn linux_devices_adds_a_node_with_mode_and_owner() {
         |c| &mut c["linux"]["devices"],
         json!({"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}),
     );
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "stat -c '%F %t:%T %a %u %g' /dev/mynull; stat -c '%F %t:%T' /dev/fuse",
-        ],
+        "stat -c '%F %t:%T %a %u %g' /dev/mynull; stat -c '%F %t:%T' /dev/fuse",
     );
     assert_eq!(
         out.stdout,

@@ -49,10 +49,7 @@ fn rw_bind_mount_writes_reach_the_host() {
     fs::write(src.join("in"), "from host").unwrap();
     let mut b = env.bundle(&[]);
     b.add_mount(bind(&src, "/mnt/rw", &["rw"]));
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "cat /mnt/rw/in; echo hi > /mnt/rw/out"],
-    );
+    let out = env.run_sh(&mut b, "cat /mnt/rw/in; echo hi > /mnt/rw/out");
     assert_eq!(out.stdout, "from host");
     assert_eq!(fs::read_to_string(src.join("out")).unwrap(), "hi\n");
 }
@@ -64,13 +61,9 @@ fn ro_bind_mount_refuses_writes() {
     fs::write(src.join("in"), "x").unwrap();
     let mut b = env.bundle(&[]);
     b.add_mount(bind(&src, "/mnt/ro", &["ro"]));
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "cat /mnt/ro/in; touch /mnt/ro/new 2>/dev/null && echo WROTE; true",
-        ],
+        "cat /mnt/ro/in; touch /mnt/ro/new 2>/dev/null && echo WROTE; true",
     );
     assert_eq!(out.stdout, "x");
     assert!(!src.join("new").exists());
@@ -95,10 +88,7 @@ fn tmpfs_mount_honours_size_and_mode() {
         "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "size=1m", "mode=1770"]
     }));
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "stat -c %a /scratch; cat /proc/self/mountinfo"],
-    );
+    let out = env.run_sh(&mut b, "stat -c %a /scratch; cat /proc/self/mountinfo");
     let (mode, info) = out.stdout.split_once('\n').unwrap();
     assert_eq!(mode, "1770");
     let l = line_for(info, "/scratch");
@@ -118,10 +108,7 @@ fn rbind_carries_submounts_and_bind_does_not() {
         "destination": "/r", "type": "bind", "source": src.to_str().unwrap(), "options": ["rbind"]
     }));
     b.add_mount(bind(&src, "/p", &[]));
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "cat /r/sub/marker; echo; ls /p/sub | wc -l"],
-    );
+    let out = env.run_sh(&mut b, "cat /r/sub/marker; echo; ls /p/sub | wc -l");
     assert_eq!(out.stdout, "deep\n0\n");
     drop(m);
 }
@@ -169,10 +156,7 @@ fn readonly_root_refuses_writes() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
     b.config(|c| c["root"]["readonly"] = true.into());
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "touch /x 2>/dev/null && echo WROTE; echo done"],
-    );
+    let out = env.run_sh(&mut b, "touch /x 2>/dev/null && echo WROTE; echo done");
     assert_eq!(out.stdout, "done\n");
     assert!(!b.rootfs.join("x").exists());
 }
@@ -253,6 +237,6 @@ fn sys_fs_cgroup_is_read_only() {
     let mut b = env.bundle(&[]);
     let script = "mkdir /sys/fs/cgroup/x 2>/dev/null && echo LEAK top; \
                   for d in /sys/fs/cgroup/*/; do mkdir $d/x 2>/dev/null && echo LEAK $d; done; echo done";
-    let out = env.run_args(&mut b, &["sh", "-c", script]);
+    let out = env.run_sh(&mut b, script);
     assert_eq!(out.stdout, "done\n");
 }

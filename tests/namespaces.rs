@@ -28,7 +28,7 @@ impl Drop for Helper {
 fn pid_namespace_makes_the_process_pid_1() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(&mut b, &["sh", "-c", "echo $$; ps"]);
+    let out = env.run_sh(&mut b, "echo $$; ps");
     let mut lines = out.stdout.lines();
     assert_eq!(lines.next(), Some("1"), "{out:?}");
     let pid1 = lines
@@ -47,7 +47,7 @@ fn new_namespaces_differ_from_the_host() {
         .iter()
         .map(|k| format!("readlink /proc/self/ns/{k}; "))
         .collect();
-    let out = env.run_args(&mut b, &["sh", "-c", &script]);
+    let out = env.run_sh(&mut b, &script);
     let inside: Vec<_> = out.stdout.lines().collect();
     assert_eq!(inside.len(), kinds.len(), "{out:?}");
     for (k, ns) in kinds.iter().zip(inside) {
@@ -65,10 +65,7 @@ fn uts_namespace_sets_hostname_and_domainname() {
         c["domainname"] = "box.example".into();
     });
     let before = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
-    );
+    let out = env.run_sh(&mut b, "hostname; cat /proc/sys/kernel/domainname");
     assert_eq!(out.stdout, "box-host\nbox.example\n");
     assert_eq!(
         fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
@@ -80,7 +77,7 @@ fn uts_namespace_sets_hostname_and_domainname() {
 fn ipc_namespace_has_no_host_shm_segments() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(&mut b, &["sh", "-c", "cat /proc/sysvipc/shm | wc -l"]);
+    let out = env.run_sh(&mut b, "cat /proc/sysvipc/shm | wc -l");
     assert_eq!(out.stdout.trim(), "1", "only the header line: {out:?}");
 }
 
@@ -88,10 +85,7 @@ fn ipc_namespace_has_no_host_shm_segments() {
 fn net_namespace_has_only_loopback() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"],
-    );
+    let out = env.run_sh(&mut b, "tail -n +3 /proc/net/dev | cut -d: -f1");
     let devs: Vec<_> = out.stdout.lines().map(str::trim).collect();
     assert_eq!(devs, ["lo"], "{out:?}");
 }
@@ -100,10 +94,7 @@ fn net_namespace_has_only_loopback() {
 fn mount_namespace_keeps_container_mounts_off_the_host() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "grep -c ' /proc ' /proc/self/mountinfo"],
-    );
+    let out = env.run_sh(&mut b, "grep -c ' /proc ' /proc/self/mountinfo");
     assert_eq!(out.stdout.trim(), "1");
     // The Env guard checks that no mount mentioning the bundle reached the host.
 }
@@ -137,7 +128,7 @@ fn user_namespace_maps_root_to_host_100000() {
     let mut b = userns_bundle(&env);
     let script =
         "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user";
-    let out = env.run_args(&mut b, &["sh", "-c", script]);
+    let out = env.run_sh(&mut b, script);
     let lines: Vec<Vec<&str>> = out
         .stdout
         .lines()

@@ -12,7 +12,7 @@ fn masked_file_reads_empty() {
     let mut b = env.bundle(&[]);
     fs::write(b.rootfs.join("etc/secret"), "top secret").unwrap();
     b.push(|c| &mut c["linux"]["maskedPaths"], json!("/etc/secret"));
-    let out = env.run_args(&mut b, &["sh", "-c", "cat /etc/secret; echo end"]);
+    let out = env.run_sh(&mut b, "cat /etc/secret; echo end");
     assert_eq!(out.stdout, "end\n");
 }
 
@@ -23,13 +23,9 @@ fn masked_dir_is_an_empty_tmpfs() {
     fs::create_dir(b.rootfs.join("secretdir")).unwrap();
     fs::write(b.rootfs.join("secretdir/key"), "k").unwrap();
     b.push(|c| &mut c["linux"]["maskedPaths"], json!("/secretdir"));
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "ls -A /secretdir | wc -l; grep ' /secretdir ' /proc/self/mountinfo",
-        ],
+        "ls -A /secretdir | wc -l; grep ' /secretdir ' /proc/self/mountinfo",
     );
     let (count, line) = out.stdout.split_once('\n').unwrap();
     assert_eq!(count.trim(), "0", "{out:?}");
@@ -44,13 +40,9 @@ fn masked_dir_is_an_empty_tmpfs() {
 fn default_masked_proc_paths_are_masked() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "wc -c < /proc/kcore; ls -A /proc/acpi 2>/dev/null | wc -l",
-        ],
+        "wc -c < /proc/kcore; ls -A /proc/acpi 2>/dev/null | wc -l",
     );
     for l in out.stdout.lines() {
         assert_eq!(l.trim(), "0", "{out:?}");
@@ -64,10 +56,7 @@ fn readonly_path_refuses_writes() {
     fs::create_dir(b.rootfs.join("rodir")).unwrap();
     fs::write(b.rootfs.join("rodir/f"), "keep").unwrap();
     b.push(|c| &mut c["linux"]["readonlyPaths"], json!("/rodir"));
-    let out = env.run_args(
-        &mut b,
-        &["sh", "-c", "cat /rodir/f; echo x > /rodir/f 2>/dev/null && echo WROTE; touch /rodir/n 2>/dev/null && echo MADE; echo"],
-    );
+    let out = env.run_sh(&mut b, "cat /rodir/f; echo x > /rodir/f 2>/dev/null && echo WROTE; touch /rodir/n 2>/dev/null && echo MADE; echo");
     assert_eq!(out.stdout, "keep\n");
     assert_eq!(
         fs::read_to_string(b.rootfs.join("rodir/f")).unwrap(),
@@ -80,13 +69,9 @@ fn readonly_path_refuses_writes() {
 fn default_readonly_proc_sys_refuses_writes() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
-    let out = env.run_args(
+    let out = env.run_sh(
         &mut b,
-        &[
-            "sh",
-            "-c",
-            "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo WROTE; echo done",
-        ],
+        "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo WROTE; echo done",
     );
     assert_eq!(out.stdout, "done\n");
 }

@@ -103,7 +103,7 @@ fn user_uid_gid_and_additional_gids_are_exact() {
     b.config(|c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]})
     });
-    let out = env.run_args(&mut b, &["sh", "-c", "id; cat /proc/self/status"]);
+    let out = env.run_sh(&mut b, "id; cat /proc/self/status");
     let (id, status) = out.stdout.split_once('\n').unwrap();
     assert!(id.starts_with("uid=1000(u1000) gid=1000(g1000)"), "{id}");
     assert!(id.contains("2000(g2000)") && !id.contains("(root)"), "{id}");
@@ -125,7 +125,7 @@ fn umask_is_applied() {
     let env = Env::new();
     let mut b = env.bundle(&[]);
     b.config(|c| c["process"]["user"]["umask"] = 0o077.into());
-    let out = env.run_args(&mut b, &["sh", "-c", "umask"]);
+    let out = env.run_sh(&mut b, "umask");
     assert_eq!(out.stdout.trim(), "0077");
 }
 
@@ -136,7 +136,7 @@ fn rlimit_nofile_is_applied() {
     b.config(|c| {
         c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 1000, "soft": 1000}])
     });
-    let out = env.run_args(&mut b, &["sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let out = env.run_sh(&mut b, "ulimit -n; ulimit -Hn");
     assert_eq!(out.stdout, "1000\n1000\n");
 }
 

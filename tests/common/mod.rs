@@ -297,6 +297,12 @@ impl Env {
         self.run(b, &id).success()
     }
 
+    /// `run_args` of `sh -c SCRIPT`.
+    #[track_caller]
+    pub fn run_sh(&self, b: &mut Bundle, script: &str) -> Out {
+        self.run_args(b, &["sh", "-c", script])
+    }
+
     pub fn create(&self, b: &Bundle, id: &str) -> Out {
         self.paddock(&["create", "-b", b.dir.to_str().unwrap(), id])
     }
