@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod parity;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn next() -> usize {
@@ -115,8 +117,6 @@ pub struct Bundle {
 
 impl Bundle {
     fn new(dir: PathBuf, args: &[&str]) -> Bundle {
-        let rootfs = dir.join("rootfs");
-        make_rootfs(&rootfs);
         let out = Command::new(bin())
             .args(["spec", "--bundle"])
             .arg(&dir)
@@ -125,6 +125,16 @@ impl Bundle {
         assert!(out.status.success(), "paddock spec: {out:?}");
         let cfg: Value =
             serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+        Bundle::with_config(dir, cfg, args)
+    }
+
+    /// A bundle in `dir` (rootfs made here) from a generated config, with `args` as the
+    /// process and no terminal: the only edits every test makes.
+    pub fn with_config(dir: PathBuf, cfg: Value, args: &[&str]) -> Bundle {
+        let rootfs = dir.join("rootfs");
+        if !rootfs.join("bin/busybox").exists() {
+            make_rootfs(&rootfs);
+        }
         let mut b = Bundle { dir, rootfs, cfg };
         b.config(|c| c["process"]["terminal"] = false.into());
         b.args(args);
@@ -366,6 +376,8 @@ impl Env {
         };
         let mut left = Vec::new();
         for b in bases {
+            // runc (parity cases) puts a container without cgroupsPath at /<id>.
+            left.extend(ids.iter().map(|id| b.join(id)).filter(|p| p.is_dir()));
             for e in fs::read_dir(b.join("paddock"))
                 .into_iter()
                 .flatten()
@@ -405,7 +417,9 @@ impl Env {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             let cg = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
             let in_cg = ids.iter().any(|id| {
-                cg.contains(&format!("/paddock/{id}\n")) || cg.contains(&format!("/paddock/{id}-"))
+                cg.contains(&format!("/paddock/{id}\n"))
+                    || cg.contains(&format!("/paddock/{id}-"))
+                    || cg.contains(&format!(":/{id}\n"))
             });
             if self.mentions_us(&cmd) || in_cg {
                 left.push((pid, cmd));
@@ -415,13 +429,11 @@ impl Env {
     }
 
     fn state_leftovers(&self) -> Vec<String> {
-        let mut left: Vec<String> = match fs::read_dir(&self.root) {
-            Ok(rd) => rd
-                .flatten()
-                .map(|e| e.path().display().to_string())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut left: Vec<String> = [&self.root, &self.dir.join("runc-state")]
+            .into_iter()
+            .filter_map(|r| fs::read_dir(r).ok())
+            .flat_map(|rd| rd.flatten().map(|e| e.path().display().to_string()))
+            .collect();
         for id in self.ids() {
             let p = Path::new("/run/paddock").join(&id);
             if p.exists() {
@@ -472,8 +484,10 @@ impl Env {
     /// Best-effort removal of anything left, so one failing test does not spoil the host.
     fn cleanup(&self) {
         for id in self.ids() {
-            if self.root.join(&id).exists() {
-                let _ = self.paddock(&["delete", "--force", &id]);
+            for rt in parity::BOTH {
+                if self.rt_root(rt).join(&id).exists() {
+                    let _ = self.rt(rt, &["delete", "--force", &id]);
+                }
             }
         }
         for (pid, _) in self.process_leftovers() {
