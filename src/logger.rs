@@ -1,7 +1,8 @@
 //! `--log FILE --log-format text|json`. containerd keeps the last JSON line with
 //! level "error" and decodes `time` as RFC 3339; Podman reads the whole file as one
-//! object on create failure, so an error is logged exactly once. Stderr writes
-//! ignore failures: callers may close stderr before reading our stdout.
+//! object on create failure, so an error is logged exactly once. Without `--log`,
+//! warnings and `--debug` lines go to stderr in the same form, as runc's do. Stderr
+//! writes ignore failures: callers may close stderr before reading our stdout.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -49,12 +50,19 @@ pub fn error(msg: &str) {
     write_log("error", msg);
 }
 
+/// A warning: to the log, or to stderr when there is no `--log`.
 pub fn warn(msg: &str) {
     write_log("warning", msg);
 }
 
+/// Whether `--debug` was given: callers skip building debug text otherwise.
+pub fn debug_enabled() -> bool {
+    LOGGER.get().is_some_and(|l| l.debug)
+}
+
+/// A `--debug` line: to the log, or to stderr when there is no `--log`.
 pub fn debug(msg: &str) {
-    if LOGGER.get().is_some_and(|l| l.debug) {
+    if debug_enabled() {
         write_log("debug", msg);
     }
 }
@@ -63,22 +71,34 @@ pub fn write_stderr(text: &str) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// Errors reach stderr as plain text through `error`, so only warnings and debug
+/// lines fall back to stderr when there is no log file.
 fn write_log(level: &str, msg: &str) {
     let Some(logger) = LOGGER.get() else {
+        if level != "error" {
+            write_stderr(&format_line(LogFormat::Text, level, msg));
+        }
         return;
     };
-    let Some(mut file) = logger.file.as_ref() else {
-        return;
-    };
+    let line = format_line(logger.format, level, msg);
+    match logger.file.as_ref() {
+        Some(mut file) => {
+            let _ = file.write_all(line.as_bytes());
+        }
+        None if level != "error" => write_stderr(&line),
+        None => {}
+    }
+}
+
+fn format_line(format: LogFormat, level: &str, msg: &str) -> String {
     let time = rfc3339_now();
-    let line = match logger.format {
+    match format {
         LogFormat::Json => {
             let obj = serde_json::json!({ "level": level, "msg": msg, "time": time });
             format!("{obj}\n")
         }
         LogFormat::Text => format!("time=\"{time}\" level={level} msg={msg:?}\n"),
-    };
-    let _ = file.write_all(line.as_bytes());
+    }
 }
 
 pub fn rfc3339_now() -> String {

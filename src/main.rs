@@ -58,6 +58,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let Some(command) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
     };
+    if logger::debug_enabled() {
+        let argv: Vec<String> = std::env::args().collect();
+        logger::debug(&format!("{} (root {})", argv.join(" "), g.root.display()));
+    }
     if matches!(
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
@@ -72,7 +76,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::State(a) => commands::state::state(&g, &a.id)?,
         Command::Kill(a) => commands::kill::kill(&g, a)?,
         Command::Delete(a) => commands::delete::delete(&g, a)?,
-        Command::List(a) => commands::list::list(&g, a)?,
+        Command::List(a) => commands::list::list(&g, a, cli.root.is_some())?,
         Command::Spec(a) => commands::spec::spec(a)?,
         Command::Exec(a) => return commands::exec::exec(&g, a),
         Command::Pause(a) => commands::pause::pause(&g, &a.id)?,

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use crate::linux::{caps, devices, hooks, lsm, mounts, namespaces, rlimits, seccomp, sysctl};
 
@@ -23,16 +23,37 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         fs::canonicalize(bundle).with_context(|| format!("--bundle: {}", bundle.display()))?;
     let config = dir.join("config.json");
     let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
-    let spec = parse(&data)?;
+    let (spec, ignored_caps) = parse_lenient(&data)?;
+    caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;
+    crate::logger::debug(&format!(
+        "loaded {} (rootfs {}, clone flags {:#x}, {} namespaces joined)",
+        config.display(),
+        rootfs.display(),
+        ns.clone_flags,
+        ns.joins.len()
+    ));
     Ok(Bundle {
         spec,
         dir,
         rootfs,
         ns,
     })
+}
+
+/// Parses config.json without the capability names runc ignores (unknown, misspelled or
+/// too new for this kernel), which it returns for the caller to warn about.
+pub fn parse_lenient(data: &[u8]) -> Result<(Spec, Vec<String>)> {
+    let ignored = caps::unavailable_names(data);
+    if ignored.is_empty() {
+        return Ok((parse(data)?, ignored));
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(data).context("config.json")?;
+    caps::remove_names(&mut value["process"]["capabilities"], &ignored);
+    let cleaned = serde_json::to_vec(&value).context("config.json")?;
+    Ok((parse(&cleaned)?, ignored))
 }
 
 /// Parses config.json; a type error names the JSON path of the bad value.
@@ -139,14 +160,7 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
         process.selinux_label().as_deref(),
         linux.mount_label().as_deref(),
     )?;
-    if linux
-        .namespaces()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::Time && n.path().is_some())
-        && linux.time_offsets().is_some()
-    {
+    if ns.join_of(libc::CLONE_NEWTIME).is_some() && linux.time_offsets().is_some() {
         bail!("linux.timeOffsets: offsets cannot be set when joining a time namespace");
     }
     Ok(ns)

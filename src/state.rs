@@ -220,7 +220,12 @@ impl StateDir {
             .with_context(|| format!("write {}", tmp.display()))?;
         f.write_all(&data)
             .with_context(|| format!("write {}", tmp.display()))?;
-        fs::rename(&tmp, self.dir.join(STATE_FILE)).context("rename state.json into place")
+        fs::rename(&tmp, self.dir.join(STATE_FILE)).context("rename state.json into place")?;
+        crate::logger::debug(&format!(
+            "saved state of {}: {:?}, pid {}",
+            c.id, c.recorded, c.pid
+        ));
+        Ok(())
     }
 
     pub fn fifo_path(&self) -> PathBuf {

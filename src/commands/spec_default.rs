@@ -1,6 +1,7 @@
 //! The config.json that `paddock spec` writes: a small, locked-down container running `sh`
-//! on a terminal, in the shape runc users expect. `rootless` adapts it for an unprivileged
-//! user: a user namespace mapping only the caller, no new network namespace, no cgroups.
+//! on a terminal, runc 1.5's default config. `rootless` adapts it for an unprivileged user
+//! as runc does: a user namespace mapping only the caller, no new network namespace, /sys
+//! bind-mounted, no resources. Differences: the hostname, and one more masked path.
 
 use serde_json::{json, Value};
 
@@ -110,13 +111,13 @@ fn mounts(rootless: bool) -> Value {
             "sysfs",
             &["nosuid", "noexec", "nodev", "ro"],
         ));
-        mounts.push(mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ));
     }
+    mounts.push(mount(
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    ));
     Value::from(mounts)
 }
 
@@ -128,10 +129,14 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Value 
     m
 }
 
+/// runc's order; a cgroup namespace only on a pure cgroup v2 host, as runc 1.5 does.
 fn linux(rootless: bool) -> Value {
-    let mut namespaces = vec!["pid", "ipc", "uts", "mount", "cgroup"];
+    let mut namespaces = vec!["pid", "ipc", "uts", "mount"];
     if !rootless {
         namespaces.insert(1, "network");
+    }
+    if unified_cgroup_v2() {
+        namespaces.push("cgroup");
     }
     let mut linux = json!({
         "namespaces": namespaces
@@ -153,6 +158,13 @@ fn linux(rootless: bool) -> Value {
         linux["resources"] = json!({ "devices": [{ "allow": false, "access": "rwm" }] });
     }
     linux
+}
+
+/// /sys/fs/cgroup is itself a cgroup2 mount (no v1 hierarchies).
+fn unified_cgroup_v2() -> bool {
+    const CGROUP2_SUPER_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x6367_7270);
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
 }
 
 #[cfg(test)]
@@ -197,6 +209,10 @@ mod tests {
         assert_eq!(process.rlimits().as_ref().unwrap().len(), 1);
 
         assert!(namespace_types(&spec).contains(&LinuxNamespaceType::Network));
+        assert_eq!(
+            namespace_types(&spec).contains(&LinuxNamespaceType::Cgroup),
+            unified_cgroup_v2()
+        );
         assert!(!namespace_types(&spec).contains(&LinuxNamespaceType::User));
         assert!(destinations(&spec).contains(&"/sys/fs/cgroup".to_string()));
         let linux = spec.linux().as_ref().unwrap();
@@ -224,7 +240,7 @@ mod tests {
         assert_eq!(uid_map.size(), 1);
         assert_eq!(linux.gid_mappings().as_ref().unwrap().len(), 1);
 
-        assert!(!destinations(&spec).contains(&"/sys/fs/cgroup".to_string()));
+        assert!(destinations(&spec).contains(&"/sys/fs/cgroup".to_string()));
         let mounts = value["mounts"].as_array().unwrap();
         let sys = mounts.iter().find(|m| m["destination"] == "/sys").unwrap();
         assert_eq!(sys["type"], "none");

@@ -21,12 +21,80 @@ struct CapMasks {
     ambient: u64,
 }
 
-/// Rejects capabilities the running kernel does not know, and combinations the kernel would
-/// refuse anyway (effective outside permitted, ambient outside permitted and inheritable).
+/// Checks the sets as runc does when it applies them: effective outside permitted is an
+/// error (capset refuses it); an ambient capability outside permitted and inheritable
+/// cannot be raised, so it is skipped with runc's warning.
 pub fn validate(caps: &LinuxCapabilities) -> Result<()> {
-    let last_cap = read_last_cap()?;
-    check_known_to_kernel(caps, last_cap)?;
-    check_consistent(caps)
+    let m = masks_of(caps);
+    if let Some(extra) = first_outside(m.effective, m.permitted) {
+        bail!("process.capabilities.effective: {extra} is not in the permitted set");
+    }
+    let skipped = m.ambient & !(m.permitted & m.inheritable);
+    for number in (0..64u8).filter(|n| skipped & (1u64 << n) != 0) {
+        crate::logger::warn(&format!(
+            "can't raise ambient capability {}: operation not permitted",
+            name_of(number)
+        ));
+    }
+    Ok(())
+}
+
+/// The capability names in a config's `process.capabilities` that runc ignores with a
+/// warning: not spelled as a known `CAP_` name, or unknown to the running kernel. A
+/// config written for a newer kernel still runs. Sorted, each name once.
+pub fn unavailable_names(data: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        process: Option<Process>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Process {
+        capabilities: Option<std::collections::BTreeMap<String, Option<Vec<String>>>>,
+    }
+    // A config of the wrong shape is left to the real parser, which names the field.
+    let Ok(config) = serde_json::from_slice::<Config>(data) else {
+        return Vec::new();
+    };
+    let last_cap = read_last_cap().unwrap_or(63);
+    let mut names: Vec<String> = config
+        .process
+        .and_then(|p| p.capabilities)
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, set)| set.unwrap_or_default())
+        .filter(|name| !available(name, last_cap))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Removes `names` from every set of a JSON `capabilities` object.
+pub fn remove_names(caps: &mut serde_json::Value, names: &[String]) {
+    let Some(sets) = caps.as_object_mut() else {
+        return;
+    };
+    for set in sets.values_mut().filter_map(|v| v.as_array_mut()) {
+        set.retain(|c| !c.as_str().is_some_and(|n| names.iter().any(|x| x == n)));
+    }
+}
+
+/// The warning runc prints for `unavailable_names`.
+pub fn warn_ignored(names: &[String]) {
+    if !names.is_empty() {
+        crate::logger::warn(&format!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            names.join(" ")
+        ));
+    }
+}
+
+/// Exactly a `CAP_` name this binary knows, numbered within the running kernel's range.
+fn available(name: &str, last_cap: u8) -> bool {
+    caps::all()
+        .into_iter()
+        .any(|c| c.index() <= last_cap && c.to_string() == name)
+        && serde_json::from_value::<Capability>(name.into()).is_ok()
 }
 
 /// Keeps the permitted set across the coming setresuid to a non-zero uid.
@@ -52,7 +120,8 @@ pub fn apply(caps: Option<&LinuxCapabilities>) -> Result<()> {
             names(wanted.inheritable)
         )
     })?;
-    set_ambient(wanted.ambient)
+    // Ambient capabilities the kernel would refuse were warned about at validation.
+    set_ambient(wanted.ambient & wanted.permitted & wanted.inheritable)
 }
 
 /// The highest capability number the running kernel knows. Probed with PR_CAPBSET_READ
@@ -69,41 +138,6 @@ fn read_last_cap() -> Result<u8> {
         bail!("prctl PR_CAPBSET_READ: {}", Errno::last().desc());
     }
     Ok((1..64u8).take_while(|n| known(*n)).last().unwrap_or(0))
-}
-
-fn named_sets(caps: &LinuxCapabilities) -> [(&'static str, Option<&Capabilities>); 5] {
-    [
-        ("bounding", caps.bounding().as_ref()),
-        ("effective", caps.effective().as_ref()),
-        ("permitted", caps.permitted().as_ref()),
-        ("inheritable", caps.inheritable().as_ref()),
-        ("ambient", caps.ambient().as_ref()),
-    ]
-}
-
-fn check_known_to_kernel(caps: &LinuxCapabilities, last_cap: u8) -> Result<()> {
-    for (set, members) in named_sets(caps) {
-        let mut numbers: Vec<Cap> = members.into_iter().flatten().map(|c| to_cap(*c)).collect();
-        numbers.sort_by_key(|c| c.index());
-        if let Some(unknown) = numbers.iter().find(|c| c.index() > last_cap) {
-            bail!(
-                "process.capabilities.{set}: {unknown} is not supported by the running kernel \
-                 (highest capability number is {last_cap})"
-            );
-        }
-    }
-    Ok(())
-}
-
-fn check_consistent(caps: &LinuxCapabilities) -> Result<()> {
-    let m = masks_of(caps);
-    if let Some(extra) = first_outside(m.effective, m.permitted) {
-        bail!("process.capabilities.effective: {extra} is not in the permitted set");
-    }
-    if let Some(extra) = first_outside(m.ambient, m.permitted & m.inheritable) {
-        bail!("process.capabilities.ambient: {extra} must also be in the permitted and inheritable sets");
-    }
-    Ok(())
 }
 
 /// Name of the lowest capability in `set` that is missing from `allowed`.
@@ -300,46 +334,37 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_newer_than_the_kernel_are_rejected() {
-        let caps = parse(r#"{"bounding": ["CAP_CHOWN", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]}"#);
-        let err = check_known_to_kernel(&caps, 38).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "process.capabilities.bounding: CAP_BPF is not supported by the running kernel \
-             (highest capability number is 38)"
-        );
-        check_known_to_kernel(&caps, 40).unwrap();
+    fn unknown_misspelled_and_too_new_names_are_listed_once_sorted() {
+        let data = br#"{"process": {"capabilities": {
+            "bounding": ["CAP_CHOWN", "CAP_FOO", "sys_admin", "CAP_KILL"],
+            "effective": ["CAP_FOO", "CAP_CHOWN"], "ambient": null}}}"#;
+        assert_eq!(unavailable_names(data), ["CAP_FOO", "sys_admin"]);
+        assert!(unavailable_names(b"{}").is_empty());
+        assert!(unavailable_names(br#"{"process": {"capabilities": 3}}"#).is_empty());
+        assert!(!available("CAP_BPF", 38));
+        assert!(available("CAP_BPF", 39));
     }
 
     #[test]
-    fn effective_must_be_permitted_and_ambient_permitted_and_inheritable() {
+    fn removes_names_from_every_set() {
+        let mut v = serde_json::json!({"bounding": ["CAP_A", "CAP_KILL"], "ambient": ["CAP_A"]});
+        remove_names(&mut v, &["CAP_A".to_string()]);
+        assert_eq!(
+            v,
+            serde_json::json!({"bounding": ["CAP_KILL"], "ambient": []})
+        );
+    }
+
+    #[test]
+    fn effective_must_be_permitted_and_ambient_outside_is_only_skipped() {
         let caps = parse(r#"{"effective": ["CAP_KILL"], "permitted": []}"#);
-        let err = check_consistent(&caps).unwrap_err().to_string();
+        let err = validate(&caps).unwrap_err().to_string();
         assert_eq!(
             err,
             "process.capabilities.effective: CAP_KILL is not in the permitted set"
         );
-
         let caps = parse(r#"{"permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#);
-        let err = check_consistent(&caps).unwrap_err().to_string();
-        assert!(
-            err.starts_with("process.capabilities.ambient: CAP_KILL"),
-            "{err}"
-        );
-
-        let caps = parse(
-            r#"{"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
-                "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}"#,
-        );
-        check_consistent(&caps).unwrap();
-    }
-
-    #[test]
-    fn unknown_names_fail_in_deserialization_naming_the_capability() {
-        let err = serde_json::from_str::<LinuxCapabilities>(r#"{"bounding": ["CAP_FOO"]}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("CAP_FOO"), "{err}");
+        validate(&caps).unwrap();
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan> {
             );
         }
         seen |= flag;
-        match ns.path() {
+        // An empty path means a new namespace, as in runc.
+        match ns.path().as_ref().filter(|p| !p.as_os_str().is_empty()) {
             Some(path) => {
                 if !path.is_absolute() {
                     bail!(

@@ -21,7 +21,9 @@ pub const BOTH: [Rt; 2] = [Rt::Runc, Rt::Paddock];
 impl Rt {
     pub fn bin(self) -> PathBuf {
         match self {
-            Rt::Runc => PathBuf::from(std::env::var_os("RUNC_BIN").unwrap_or_else(|| "runc".into())),
+            Rt::Runc => {
+                PathBuf::from(std::env::var_os("RUNC_BIN").unwrap_or_else(|| "runc".into()))
+            }
             Rt::Paddock => bin(),
         }
     }
