@@ -29,7 +29,13 @@ fn main() {
         }
         Err(e) => {
             logger::write_stderr(&format!("{}\n", one_line_usage_error(&e.to_string())));
-            std::process::exit(1);
+            // runc's CLI library answers an unknown command with exit status 3.
+            let code = if e.kind() == ErrorKind::InvalidSubcommand {
+                3
+            } else {
+                1
+            };
+            std::process::exit(code);
         }
     };
     if let Err(e) = logger::init(cli.log.as_deref(), cli.log_format, cli.debug) {

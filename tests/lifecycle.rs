@@ -115,20 +115,6 @@ fn delete_of_running_container_needs_force() {
     assert!(!env.paddock(&["state", &id]).ok());
 }
 
-/// The spec (runc differs: it deletes a created container without --force).
-#[test]
-fn delete_of_created_container_needs_force() {
-    let env = Env::new();
-    let b = env.bundle(&["sleep", "100"]);
-    let id = env.id("delc");
-    env.create(&b, &id).success();
-    let out = env.paddock(&["delete", &id]).fails_with_one_line();
-    assert!(out.stderr.contains("created"), "{out:?}");
-    assert_eq!(env.status(&id), "created");
-    env.paddock(&["delete", "--force", &id]).success();
-    env.assert_clean();
-}
-
 #[test]
 fn start_of_stopped_container_fails() {
     let env = Env::new();

@@ -31,9 +31,10 @@ pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     match c.status() {
-        // The spec: deleting a container that is not stopped is an error (a
-        // container left "creating" by a killed create has no live init).
-        Status::Stopped | Status::Creating => {}
+        // As runc: a created container is killed and deleted without --force (the
+        // spec asks for an error; callers rely on runc's behaviour). A container left
+        // "creating" by a killed create has no live init.
+        Status::Stopped | Status::Creating | Status::Created => {}
         s if !args.force => {
             bail!(
                 "cannot delete container {} that is not stopped: {}",
@@ -56,7 +57,6 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
         // The spec: a failing poststop hook is a warning; deletion goes on.
         if let Err(e) = hooks::run_hooks("poststop", poststop, &c.hook_state(Status::Stopped)) {
             crate::logger::warn(&format!("{e:#}"));
-            crate::logger::write_stderr(&format!("warning: {e:#}\n"));
         }
     }
     sd.remove()
