@@ -31,7 +31,7 @@ demo: build
 	scripts/make-bundle.sh $(DEMO_DIR) sh -c 'echo "hostname: $$(hostname)"; ps; id'
 	$(BIN) run --bundle $(DEMO_DIR) paddock-demo
 
-test: build test-unit test-integration test-e2e
+test: build lint test-unit test-integration test-e2e
 
 test-unit:
 	$(CARGO) test --locked --bins
