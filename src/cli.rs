@@ -118,6 +118,9 @@ pub struct RunArgs {
     /// keep the container's state after it exits
     #[arg(long)]
     pub keep: bool,
+    /// do not become a subreaper for the container's orphaned processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
 }
 
 #[derive(Args, Debug)]

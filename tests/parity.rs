@@ -378,3 +378,34 @@ fn run_detach_keep_and_pid_file() {
         assert_eq!(env.rt(rt, &["delete", &id]).code, 0, "{rt:?}");
     }
 }
+
+#[test]
+fn run_is_a_subreaper_unless_told_not_to_be() {
+    let env = Env::new();
+    // No pid namespace: an orphan is adopted by the nearest subreaper.
+    let mut b = env.runc_spec_bundle(&[
+        "sh",
+        "-c",
+        "p=$(sh -c 'sleep 30 >/dev/null 2>&1 & echo $!'); sleep 0.3; \
+         pp=$(awk '/^PPid/{print $2}' /proc/$p/status); kill $p; \
+         [ \"$pp\" = \"$PPID\" ] && echo adopted || echo not-adopted",
+    ]);
+    b.config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid")
+    });
+    let outs = side_by_side(|rt| env.rt_run(rt, &b));
+    assert_same("run as subreaper", &outs);
+    assert_eq!(outs[1].stdout, "adopted\n");
+    let outs = side_by_side(|rt| {
+        let id = env.id(rt.name());
+        env.rt(
+            rt,
+            &["run", "--no-subreaper", "-b", b.dir.to_str().unwrap(), &id],
+        )
+    });
+    assert_same("run --no-subreaper", &outs);
+    assert_eq!(outs[1].stdout, "not-adopted\n");
+}

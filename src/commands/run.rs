@@ -12,6 +12,17 @@ static INIT_PID: AtomicI32 = AtomicI32::new(0);
 /// returns the container's exit code (128+signal when it was killed).
 pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     let id = &args.create.id;
+    if !args.detach && !args.no_subreaper {
+        // As runc: processes the container orphans outside its own pid namespace
+        // become ours, and we reap them, rather than the host's init.
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            anyhow::bail!(
+                "prctl PR_SET_CHILD_SUBREAPER: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     // In the foreground a terminal without --console-socket is proxied by us.
     let mut created = create::create_container(g, &args.create, !args.detach)?;
     let started = match &created.console {
@@ -42,7 +53,14 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     if !args.keep {
         remove(g, id);
     }
+    reap_orphans();
     Ok(code)
+}
+
+/// Collects the exit status of orphans we adopted as subreaper, so none stays a zombie.
+fn reap_orphans() {
+    // SAFETY: waitpid with a null status pointer, never blocking.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
 }
 
 fn remove(g: &Globals, id: &str) {
