@@ -4,21 +4,23 @@
 //! so a symlink in the image can never send a mount to the host.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, fstatat, SFlag};
-use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::Mount;
 
 use crate::linux::rootfs::{
-    bind_fd, change_mount, mount_cgroup, mount_fs_fd, remount_bind, reopen_mounted,
+    bind_fd, change_mount, clean_path, current_mount_flags, mount_cgroup, mount_fs_fd,
+    remount_bind, reopen_mounted,
 };
 use crate::linux::safepath::{
-    create_file_in_root, fd_path, file_type, mkdir_all_in_root, open_host,
+    copy_dir_contents, create_file_in_root, fd_path, file_type, mkdir_all_in_root, open_host,
+    open_if_exists_in_root, open_in_root,
 };
 
 /// Parsed `options` of one mount.
@@ -37,6 +39,8 @@ pub struct MountOptions {
     pub data: String,
     pub is_bind: bool,
     pub is_recursive_bind: bool,
+    /// "tmpcopyup": a tmpfs starts with a copy of what it covers.
+    pub copy_up: bool,
 }
 
 enum Effect {
@@ -50,14 +54,15 @@ enum Effect {
     Bind {
         recursive: bool,
     },
+    CopyUp,
     /// Understood but not acted on (runc extensions handled elsewhere or not at all).
     Ignore,
 }
 
 pub(crate) const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
 
-/// lxcfs-style files that may be bind-mounted over procfs entries.
-const PROC_BIND_ALLOWLIST: &[&str] = &[
+/// The entries under /proc that runc lets a mount cover (those lxcfs emulates).
+const PROC_MOUNT_ALLOWLIST: &[&str] = &[
     "/proc/cpuinfo",
     "/proc/diskstats",
     "/proc/meminfo",
@@ -66,7 +71,21 @@ const PROC_BIND_ALLOWLIST: &[&str] = &[
     "/proc/uptime",
     "/proc/loadavg",
     "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
 ];
+
+/// Flags the kernel locks on a mount inherited from another user namespace
+/// (MNT_LOCK_*): a bind of it must keep them.
+const LOCKABLE_FLAGS: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOSUID)
+    .union(ATIME_FLAGS);
+const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME)
+    .union(MsFlags::MS_NODIRATIME);
 
 /// (sets, clears, flag) pairs of plain mount(2) flags.
 const FLAG_OPTIONS: &[(&str, &str, MsFlags)] = &[
@@ -131,8 +150,9 @@ fn effect(option: &str) -> Option<Effect> {
         "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
             Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)
         }
-        // runc/crun tmpfs copy-up hint: not implemented, and tmpfs would reject it.
-        "tmpcopyup" | "notmpcopyup" => Effect::Ignore,
+        "tmpcopyup" => Effect::CopyUp,
+        // crun's way to turn copy-up off: off is the default here.
+        "notmpcopyup" => Effect::Ignore,
         _ => return None,
     })
 }
@@ -165,6 +185,7 @@ pub fn parse_options(options: &[String]) -> MountOptions {
         data: String::new(),
         is_bind: false,
         is_recursive_bind: false,
+        copy_up: false,
     };
     let mut data: Vec<&str> = Vec::new();
     for option in options {
@@ -195,6 +216,7 @@ pub fn parse_options(options: &[String]) -> MountOptions {
                 o.is_bind = true;
                 o.is_recursive_bind |= recursive;
             }
+            Some(Effect::CopyUp) => o.copy_up = true,
             Some(Effect::Ignore) => {}
             None => data.push(option),
         }
@@ -203,13 +225,17 @@ pub fn parse_options(options: &[String]) -> MountOptions {
     o
 }
 
-/// Checks `mounts` before anything is created: absolute destinations, a type
-/// (or bind options), a source for binds, and nothing but proc on /proc.
+/// Checks `mounts` before anything is created: a type (or bind options), a
+/// source and no filesystem data for binds, and runc's rule for /proc. A
+/// relative destination is taken relative to / with a warning, as runc does.
 pub fn validate(mounts: &[Mount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
         let dest = m.destination();
         if !dest.is_absolute() {
-            bail!("mounts[{i}].destination: must be an absolute path, got {dest:?}");
+            crate::logger::warn(&format!(
+                "mounts[{i}].destination: {} is not absolute; it is taken relative to /",
+                dest.display()
+            ));
         }
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
         let typ = m.typ().as_deref().unwrap_or_default();
@@ -220,13 +246,15 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
         if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             bail!("mounts[{i}].source: required for a bind mount");
         }
-        let dest = clean_destination(dest);
-        if dest.starts_with("/proc") && !proc_mount_allowed(&dest, typ, bind) {
-            let what = if bind { "bind" } else { typ };
+        if bind && !opts.data.is_empty() {
             bail!(
-                "mounts[{i}].destination: cannot mount {what} on {}: only proc may be mounted on /proc",
-                dest.display()
+                "mounts[{i}].options: bind mounts cannot have any filesystem-specific options applied (got {:?})",
+                opts.data
             );
+        }
+        let dest = clean_path(dest);
+        if let Err(why) = check_proc_destination(&dest, typ, bind) {
+            bail!("mounts[{i}].destination: {why}");
         }
     }
     Ok(())
@@ -235,6 +263,8 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
 /// Mounts every entry of `mounts`, in order, inside the rootfs `root`.
 /// Needs the host /proc (before pivot_root). Relative bind sources are taken
 /// relative to `bundle`. `in_userns` enables the EPERM fallbacks to host binds.
+/// A tmpfs (or /dev) asked read-only stays writable until [`finish_readonly`],
+/// so that later mounts, devices and hooks can still create files in it.
 pub fn mount_all(
     root: BorrowedFd<'_>,
     mounts: &[Mount],
@@ -243,16 +273,20 @@ pub fn mount_all(
 ) -> Result<()> {
     // spec::load has validated every entry before anything was created.
     for (i, m) in mounts.iter().enumerate() {
-        let dest = clean_destination(m.destination());
-        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let dest = clean_path(m.destination());
+        let mut opts = parse_options(m.options().as_deref().unwrap_or(&[]));
         let typ = m.typ().as_deref().unwrap_or_default();
         let bind = is_bind(typ, &opts);
         let what = if bind { "bind" } else { typ };
         let context = || format!("mounts[{i}]: mount {what} on {}", dest.display());
         check_ordinary_dir(root, &dest).with_context(context)?;
+        if !bind && delays_readonly(typ, &dest) {
+            opts.flags.remove(MsFlags::MS_RDONLY);
+        }
         let done = if bind {
-            let source = m.source().as_deref().unwrap_or(Path::new(""));
-            bind_into_root(root, &dest, &bundle.join(source), &opts)
+            let source = bundle.join(m.source().as_deref().unwrap_or(Path::new("")));
+            check_proc_bind_source(&dest, &source)
+                .and_then(|()| bind_into_root(root, &dest, &source, &opts))
         } else if typ == "cgroup" {
             mount_cgroup(root, &dest, opts.flags, in_userns)
         } else {
@@ -264,32 +298,85 @@ pub fn mount_all(
     Ok(())
 }
 
+/// Remounts read-only each tmpfs (and /dev) that [`mount_all`] left writable
+/// although its options asked for "ro"; runc does the same, late.
+pub fn finish_readonly(root: BorrowedFd<'_>, mounts: &[Mount]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = clean_path(m.destination());
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or_default();
+        if is_bind(typ, &opts)
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+            || !delays_readonly(typ, &dest)
+        {
+            continue;
+        }
+        let mounted = open_in_root(root, &dest, libc::O_PATH)?;
+        remount_bind(mounted.as_fd(), MsFlags::MS_RDONLY, MsFlags::empty())
+            .with_context(|| format!("mounts[{i}]: remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// A tmpfs is filled (copy-up, mode) and /dev gets its device nodes after the
+/// mount: both are mounted writable and made read-only at the end.
+fn delays_readonly(typ: &str, dest: &Path) -> bool {
+    typ == "tmpfs" || dest == Path::new("/dev")
+}
+
 fn is_bind(typ: &str, opts: &MountOptions) -> bool {
     opts.is_bind || typ == "bind"
 }
 
-/// Lexically normalises a destination: absolute, no `.`/`..`/empty parts.
-fn clean_destination(dest: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in dest.components() {
-        match c {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
+/// runc's rule for /proc (CVE-2019-16884: a fake /proc would let the image
+/// redirect procfs writes): on /proc itself only proc, or a bind of a procfs
+/// (its source is checked at mount time); under it only the entries lxcfs emulates.
+fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<(), String> {
+    if !dest.starts_with("/proc") {
+        return Ok(());
     }
-    out
+    if dest == Path::new("/proc") {
+        if bind || typ == "proc" {
+            return Ok(());
+        }
+        return Err(format!(
+            "{dest:?} cannot be mounted because it is not of type proc"
+        ));
+    }
+    if PROC_MOUNT_ALLOWLIST.iter().any(|p| dest == Path::new(p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{dest:?} cannot be mounted because it is inside /proc"
+    ))
 }
 
-/// CVE-2019-16884: a fake /proc would let the image redirect procfs writes.
-fn proc_mount_allowed(dest: &Path, typ: &str, bind: bool) -> bool {
-    if !bind {
-        return typ == "proc";
+/// A bind onto /proc itself must come from a procfs; one that is not the root
+/// of a procfs is accepted with a warning, as runc does.
+fn check_proc_bind_source(dest: &Path, source: &Path) -> Result<()> {
+    if dest != Path::new("/proc") {
+        return Ok(());
     }
-    let allowlisted = PROC_BIND_ALLOWLIST.iter().any(|p| dest == Path::new(p));
-    allowlisted || dest.parent() == Some(Path::new("/proc/pressure"))
+    let fs = statfs(source).with_context(|| format!("statfs {}", source.display()))?;
+    if fs.filesystem_type() != PROC_SUPER_MAGIC {
+        bail!("{dest:?} cannot be mounted because it is not of type proc");
+    }
+    let st = nix::sys::stat::stat(source).with_context(|| format!("stat {}", source.display()))?;
+    // The root directory of every procfs has inode 1.
+    if st.st_ino != 1 {
+        crate::logger::warn(&format!(
+            "bind-mount {} (source {}) is of type procfs but is not the root of a procfs (inode {})",
+            dest.display(),
+            source.display(),
+            st.st_ino
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a mount at `dest` may land in procfs (see [`check_proc_destination`]).
+fn proc_mount_allowed(dest: &Path, typ: &str, bind: bool) -> bool {
+    dest.starts_with("/proc") && check_proc_destination(dest, typ, bind).is_ok()
 }
 
 /// /proc and /sys must be real directories in the image: a symlink there
@@ -340,9 +427,35 @@ pub(crate) fn bind_into_root(
         .with_context(|| format!("bind {}", source.display()))?;
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
     if !(opts.flags | opts.clear).is_empty() {
-        remount_bind(mounted.as_fd(), opts.flags, opts.clear)?;
+        set_bind_flags(mounted.as_fd(), src.as_fd(), opts)?;
     }
     apply_attrs_and_propagation(mounted.as_fd(), opts)
+}
+
+/// runc 1.5's rule for the flags of a bind mount: exactly the flags asked for,
+/// the source's others cleared. When the kernel refuses that because the source
+/// has locked flags (a mount from another user namespace), those are kept,
+/// unless the options clear one of them or ask for a different atime.
+fn set_bind_flags(mounted: BorrowedFd<'_>, src: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    let target = fd_path(mounted);
+    let err = match change_mount(&target, opts.flags | remount) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let src_flags = current_mount_flags(src)?;
+    let cannot_clear = src_flags & opts.clear & LOCKABLE_FLAGS;
+    if !cannot_clear.is_empty() {
+        bail!("remount bind mount: cannot clear locked flags {cannot_clear:?}: {err}");
+    }
+    let asked_atime = opts.flags & ATIME_FLAGS;
+    if !asked_atime.is_empty() && asked_atime != src_flags & ATIME_FLAGS {
+        let locked = src_flags & ATIME_FLAGS;
+        bail!("remount bind mount: cannot change locked atime flags {locked:?}: {err}");
+    }
+    let locked = src_flags & LOCKABLE_FLAGS;
+    change_mount(&target, opts.flags | locked | remount)
+        .with_context(|| format!("remount bind mount with locked flags {locked:?} re-applied"))
 }
 
 /// Mounts a filesystem of type `typ` on `dest` (a directory) inside the rootfs.
@@ -354,13 +467,34 @@ fn mount_fs_into_root(
     opts: &MountOptions,
     in_userns: bool,
 ) -> Result<()> {
+    // runc: a tmpfs without mode= takes the mode of the directory it covers.
+    let mut data = opts.data.clone();
+    let existing = match typ {
+        "tmpfs" => open_if_exists_in_root(root, dest, libc::O_PATH)?,
+        _ => None,
+    };
+    if let Some(fd) = &existing {
+        let st = fstat(fd.as_raw_fd()).with_context(|| format!("stat {}", dest.display()))?;
+        let mode = format!("mode={:04o}", st.st_mode & 0o7777);
+        data = [mode, data].join(",").trim_end_matches(',').to_string();
+    }
     let target = mkdir_all_in_root(root, dest, 0o755)?;
-    check_not_on_procfs(target.as_fd(), typ == "proc")?;
+    let allowed = typ == "proc" || proc_mount_allowed(dest, typ, false);
+    check_not_on_procfs(target.as_fd(), allowed)?;
+    // Opened before the mount covers it: the content tmpcopyup copies up.
+    let lower = match typ == "tmpfs" && opts.copy_up {
+        true => Some(open_in_root(
+            root,
+            dest,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )?),
+        false => None,
+    };
     let mut flags = opts.flags;
     if typ == "cgroup2" {
         flags |= MsFlags::MS_RDONLY; // CVE-2023-25809: cgroupfs is never writable.
     }
-    match mount_fs_fd(source, target.as_fd(), typ, flags, &opts.data) {
+    match mount_fs_fd(source, target.as_fd(), typ, flags, &data) {
         Ok(()) => {}
         // A user namespace that does not own the net/ipc namespace may not
         // mount sysfs/mqueue: bind the host's instead.
@@ -376,10 +510,13 @@ fn mount_fs_into_root(
         }
         Err(e) => return Err(e).context("mount"),
     }
-    if opts.attr_set | opts.attr_clr == 0 && opts.propagation.is_empty() {
+    if lower.is_none() && opts.attr_set | opts.attr_clr == 0 && opts.propagation.is_empty() {
         return Ok(());
     }
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
+    if let Some(lower) = lower {
+        copy_dir_contents(lower.as_fd(), mounted.as_fd()).context("tmpcopyup")?;
+    }
     apply_attrs_and_propagation(mounted.as_fd(), opts)
 }
 
@@ -472,6 +609,7 @@ mod tests {
     #[test]
     fn later_options_win() {
         let o = opts(&["ro", "rw", "suid", "nosuid", "defaults", "tmpcopyup"]);
+        assert!(o.copy_up);
         assert_eq!(o.flags, MsFlags::MS_NOSUID);
         assert_eq!(o.clear, MsFlags::MS_RDONLY);
         assert_eq!(o.data, "");
@@ -517,7 +655,9 @@ mod tests {
             mount("/etc/hosts", None, &["rbind", "ro"]),
             mount("/data", Some("bind"), &[]),
             mount("/proc/meminfo", Some("fuse"), &["bind"]),
-            mount("/proc/pressure/cpu", None, &["rbind"]),
+            mount("/proc/sys/kernel/ns_last_pid", None, &["rbind"]),
+            mount("/proc", None, &["rbind"]),
+            mount("relative/dir", Some("tmpfs"), &[]),
         ];
         validate(&mounts).unwrap();
     }
@@ -525,23 +665,26 @@ mod tests {
     #[test]
     fn validate_names_the_failing_field() {
         let cases = [
-            (mount("x", Some("tmpfs"), &[]), "mounts[1].destination: must be an absolute path, got \"x\""),
             (mount("/x", None, &["ro"]), "mounts[1].type: required unless options contain bind or rbind"),
             (
-                mount("/proc", None, &["bind"]),
-                "mounts[1].destination: cannot mount bind on /proc: only proc may be mounted on /proc",
+                mount("/proc", Some("tmpfs"), &[]),
+                "mounts[1].destination: \"/proc\" cannot be mounted because it is not of type proc",
             ),
             (
                 mount("/proc/self/attr", Some("tmpfs"), &[]),
-                "mounts[1].destination: cannot mount tmpfs on /proc/self/attr: only proc may be mounted on /proc",
+                "mounts[1].destination: \"/proc/self/attr\" cannot be mounted because it is inside /proc",
             ),
             (
                 mount("/x/../proc/sys/kernel/core_pattern", None, &["bind"]),
-                "mounts[1].destination: cannot mount bind on /proc/sys/kernel/core_pattern: only proc may be mounted on /proc",
+                "mounts[1].destination: \"/proc/sys/kernel/core_pattern\" cannot be mounted because it is inside /proc",
             ),
             (
-                mount("/proc", Some("overlay"), &[]),
-                "mounts[1].destination: cannot mount overlay on /proc: only proc may be mounted on /proc",
+                mount("/proc/pressure/cpu", None, &["rbind"]),
+                "mounts[1].destination: \"/proc/pressure/cpu\" cannot be mounted because it is inside /proc",
+            ),
+            (
+                mount("/data", None, &["rbind", "size=1m"]),
+                "mounts[1].options: bind mounts cannot have any filesystem-specific options applied (got \"size=1m\")",
             ),
         ];
         for (bad, want) in cases {
@@ -560,9 +703,10 @@ mod tests {
     #[test]
     fn cleans_destinations_lexically() {
         assert_eq!(
-            clean_destination(Path::new("/a/./b/../../../proc//x")),
+            clean_path(Path::new("/a/./b/../../../proc//x")),
             Path::new("/proc/x")
         );
-        assert!(!clean_destination(Path::new("/procfoo")).starts_with("/proc"));
+        assert_eq!(clean_path(Path::new("run/x")), Path::new("/run/x"));
+        assert!(!clean_path(Path::new("/procfoo")).starts_with("/proc"));
     }
 }
