@@ -79,20 +79,24 @@ fn tmpcopyup_fills_the_tmpfs_with_what_it_covers() {
     let mut b = sh_bundle(
         &env,
         "cat /etc/group | head -1; stat -c '%a %u' /etc/passwd; touch /etc/new && echo writable; \
-         grep -c ' /etc ' /proc/self/mountinfo",
+         grep -c ' /etc ' /proc/self/mountinfo; readlink /etc/link; cat /etc/sub/deep/f; \
+         stat -c '%a %u:%g' /etc/sub",
     );
-    fs::set_permissions(
-        b.rootfs.join("etc/passwd"),
-        fs::Permissions::from_mode(0o640),
-    )
-    .unwrap();
+    let etc = b.rootfs.join("etc");
+    fs::set_permissions(etc.join("passwd"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::create_dir_all(etc.join("sub/deep")).unwrap();
+    fs::write(etc.join("sub/deep/f"), "deep\n").unwrap();
+    std::os::unix::fs::chown(etc.join("sub"), Some(1000), Some(2000)).unwrap();
+    fs::set_permissions(etc.join("sub"), fs::Permissions::from_mode(0o751)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", etc.join("link")).unwrap();
     b.add_mount(
         json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
                        "options": ["tmpcopyup", "nosuid", "size=1m"]}),
     );
     let outs = side_by_side(|rt| env.rt_run(rt, &b));
     assert_same("tmpcopyup", &outs);
-    assert_eq!(outs[1].stdout, "root:x:0:\n640 0\nwritable\n1\n");
+    let want = "root:x:0:\n640 0\nwritable\n1\n/etc/passwd\ndeep\n751 1000:2000\n";
+    assert_eq!(outs[1].stdout, want);
     assert!(
         !b.rootfs.join("etc/new").exists(),
         "the write went to the tmpfs"
@@ -114,6 +118,46 @@ fn read_only_dev_gets_its_nodes_and_pts_first() {
     let outs = side_by_side(|rt| env.rt_run(rt, &b));
     assert_same("ro /dev", &outs);
     assert_eq!(outs[1].stdout, "null\npts\nread-only\nwrites-null\n");
+}
+
+/// A bind-mounted /dev is the caller's: neither runtime creates nodes or links in it.
+#[test]
+fn a_bind_mounted_dev_is_left_as_it_is() {
+    let env = Env::new();
+    let mut b = sh_bundle(&env, "ls /dev");
+    let dev = env.mkdir("dev");
+    fs::write(dev.join("keep"), "").unwrap();
+    // runc needs /dev/null to set up stdio.
+    let null = nix::sys::stat::SFlag::S_IFCHR;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o666);
+    nix::sys::stat::mknod(&dev.join("null"), null, mode, libc::makedev(1, 3)).unwrap();
+    with_mounts(&mut b, |m| {
+        let i = m.iter().position(|m| m["destination"] == "/dev").unwrap();
+        m[i] = bind(&dev, "/dev", &["rbind"]);
+    });
+    let listing = || {
+        let mut v: Vec<String> = fs::read_dir(&dev)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let runs = side_by_side(|rt| {
+        let out = env.rt_run(rt, &b);
+        let left = listing();
+        for name in left.iter().filter(|n| *n != "keep" && *n != "null") {
+            let _ = fs::remove_dir(dev.join(name));
+        }
+        (out, left)
+    });
+    let [(runc, runc_left), (paddock, paddock_left)] = runs;
+    assert_same("bind /dev", &[runc, paddock]);
+    assert_eq!(runc_left, paddock_left);
+    assert!(
+        !paddock_left.iter().any(|n| n == "zero" || n == "ptmx"),
+        "{paddock_left:?}"
+    );
 }
 
 #[test]

@@ -142,6 +142,7 @@ fn effect(option: &str) -> Option<Effect> {
     Some(match option {
         "defaults" => Effect::Ignore,
         "dirsync" => Effect::Set(MsFlags::MS_DIRSYNC),
+        "remount" => Effect::Set(MsFlags::MS_REMOUNT),
         "bind" => Effect::Bind { recursive: false },
         "rbind" => Effect::Bind { recursive: true },
         "rnoatime" => Effect::AttrAtime(libc::MOUNT_ATTR_NOATIME),
@@ -246,6 +247,14 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
         if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             bail!("mounts[{i}].source: required for a bind mount");
         }
+        let idmap = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "idmap" || o == "ridmap");
+        if idmap {
+            bail!("mounts[{i}]: id-mapped mounts are not supported");
+        }
         if bind && !opts.data.is_empty() {
             bail!(
                 "mounts[{i}].options: bind mounts cannot have any filesystem-specific options applied (got {:?})",
@@ -296,6 +305,16 @@ pub fn mount_all(
         done.with_context(context)?;
     }
     Ok(())
+}
+
+/// Whether /dev is a bind mount: then it is the caller's, and runc creates no
+/// device node or symlink in it.
+pub fn binds_dev(mounts: &[Mount]) -> bool {
+    mounts.iter().any(|m| {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        is_bind(m.typ().as_deref().unwrap_or_default(), &opts)
+            && clean_path(m.destination()) == Path::new("/dev")
+    })
 }
 
 /// Remounts read-only each tmpfs (and /dev) that [`mount_all`] left writable
@@ -426,7 +445,8 @@ pub(crate) fn bind_into_root(
     bind_fd(src.as_fd(), target.as_fd(), opts.is_recursive_bind)
         .with_context(|| format!("bind {}", source.display()))?;
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
-    if !(opts.flags | opts.clear).is_empty() {
+    // As runc: no flag asked for (MS_REMOUNT aside) leaves the source's flags.
+    if !((opts.flags - MsFlags::MS_REMOUNT) | opts.clear).is_empty() {
         set_bind_flags(mounted.as_fd(), src.as_fd(), opts)?;
     }
     apply_attrs_and_propagation(mounted.as_fd(), opts)
@@ -613,6 +633,8 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_NOSUID);
         assert_eq!(o.clear, MsFlags::MS_RDONLY);
         assert_eq!(o.data, "");
+        let o = opts(&["bind", "remount"]);
+        assert_eq!((o.flags, o.data.as_str()), (MsFlags::MS_REMOUNT, ""));
         let o = opts(&["bind", "shared", "slave"]);
         assert!(o.is_bind && !o.is_recursive_bind);
         assert_eq!(o.propagation, MsFlags::MS_SLAVE);
@@ -681,6 +703,10 @@ mod tests {
             (
                 mount("/proc/pressure/cpu", None, &["rbind"]),
                 "mounts[1].destination: \"/proc/pressure/cpu\" cannot be mounted because it is inside /proc",
+            ),
+            (
+                mount("/data", None, &["rbind", "idmap"]),
+                "mounts[1]: id-mapped mounts are not supported",
             ),
             (
                 mount("/data", None, &["rbind", "size=1m"]),

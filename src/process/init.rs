@@ -115,11 +115,14 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         &a.bundle.dir,
         in_userns,
     )?;
-    devices::create_default_devices(
-        root.as_fd(),
-        in_userns,
-        linux.devices().as_deref().unwrap_or_default(),
-    )?;
+    // A bind-mounted /dev is the caller's own: nothing is created in it (as runc).
+    if !mounts::binds_dev(spec.mounts().as_deref().unwrap_or_default()) {
+        devices::create_default_devices(
+            root.as_fd(),
+            in_userns,
+            linux.devices().as_deref().unwrap_or_default(),
+        )?;
+    }
     let pty_slave = if process.terminal().unwrap_or(false) {
         Some(setup_console(a, process, root.as_fd())?)
     } else {
