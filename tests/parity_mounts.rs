@@ -429,3 +429,34 @@ fn no_pivot_keeps_a_fresh_proc_from_being_mounted() {
     assert_same("--no-pivot fresh proc", &outs);
     assert_eq!(outs[1].stdout, "refused\n");
 }
+
+/// Configs runc refuses: a mount on top of the rootfs; filesystem options on a
+/// bind (runc 1.5's mountsStrict; runc 1.1.5 accepts and ignores them, so that
+/// case holds paddock alone to 1.5).
+#[test]
+fn mounts_runc_refuses_are_refused() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    let cases = [
+        (
+            json!({"destination": "/", "type": "tmpfs", "source": "tmpfs"}),
+            "on the top of rootfs",
+            true,
+        ),
+        (
+            bind(&src, "/data", &["size=1m"]),
+            "bind mounts cannot have any filesystem-specific options",
+            false,
+        ),
+    ];
+    for (mount, why, runc_115_agrees) in cases {
+        let mut b = sh_bundle(&env, "echo ran");
+        b.add_mount(mount);
+        let outs = side_by_side(|rt| env.rt_run(rt, &b));
+        if runc_115_agrees {
+            assert_same("refused mount", &outs);
+        }
+        assert_eq!(outs[1].code, 1);
+        assert!(outs[1].stderr.contains(why), "{:?}", outs[1]);
+    }
+}

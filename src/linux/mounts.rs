@@ -262,6 +262,10 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
             );
         }
         let dest = clean_path(dest);
+        if dest == Path::new("/") {
+            // The rootfs is the mount pivot_root and the masks work on.
+            bail!("mounts[{i}].destination: mountpoint \"/\" is on the top of rootfs");
+        }
         if let Err(why) = check_proc_destination(&dest, typ, bind) {
             bail!("mounts[{i}].destination: {why}");
         }
@@ -703,6 +707,10 @@ mod tests {
             (
                 mount("/proc/pressure/cpu", None, &["rbind"]),
                 "mounts[1].destination: \"/proc/pressure/cpu\" cannot be mounted because it is inside /proc",
+            ),
+            (
+                mount("/x/..", Some("tmpfs"), &[]),
+                "mounts[1].destination: mountpoint \"/\" is on the top of rootfs",
             ),
             (
                 mount("/data", None, &["rbind", "idmap"]),
