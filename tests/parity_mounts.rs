@@ -384,6 +384,15 @@ fn no_mount_namespace_runs_with_hooks_and_leaves_no_mount() {
         "{:?}",
         outs[1]
     );
+
+    // A create that fails after the mounts were made leaves none of them either.
+    b.config(|c| {
+        c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    let out = env.rt_run(Rt::Paddock, &b);
+    assert_eq!(out.code, 1, "{out:?}");
+    env.assert_clean();
 }
 
 /// paddock only (runc runs exec'd processes at the host's /): an exec into a
