@@ -414,6 +414,10 @@ fn exec_into_a_container_without_mount_namespace_sees_its_rootfs() {
     env.paddock(&["start", &id]).success();
     let out = env.paddock(&["exec", &id, "cat", "/marker"]).success();
     assert_eq!(out.stdout, "inside\n");
+    // The host's mount namespace, seen through the container's own /proc.
+    let out = env.paddock(&["exec", &id, "readlink", "/proc/self/ns/mnt"]);
+    let host = fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_eq!(out.success().stdout.trim(), host.to_str().unwrap());
     env.paddock(&["delete", "--force", &id]).success();
     env.assert_clean();
 }
