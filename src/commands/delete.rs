@@ -52,7 +52,10 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
     kill_everything(c, &cg);
     if let Some(m) = &c.host_rootfs_mount {
         // runc leaves these on the host; every mount made for the container goes.
-        rootfs::detach_mounts_above(&m.path, m.below)?;
+        // What cannot go (something else covers the rootfs) must not block delete.
+        if let Err(e) = rootfs::detach_mounts_above(&m.path, m.below) {
+            crate::logger::warn(&format!("{e:#}"));
+        }
     }
     cg.remove()?;
     if let Some(h) = &c.hooks {
