@@ -108,8 +108,13 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     }
     let linux = spec.linux().as_ref().context("linux: missing")?;
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or_default())?;
-    if !ns.has(libc::CLONE_NEWNS) {
-        bail!("linux.namespaces: a mount namespace is required");
+    // Without a mount namespace the container's mounts are made in the host's
+    // (inside its rootfs only; delete removes them). Masks over host paths: no.
+    let restricts = |p: &Option<Vec<String>>| p.as_ref().is_some_and(|p| !p.is_empty());
+    if !ns.has(libc::CLONE_NEWNS)
+        && (restricts(linux.masked_paths()) || restricts(linux.readonly_paths()))
+    {
+        bail!("linux.maskedPaths: unable to restrict sys entries without a private MNT namespace");
     }
     let user_ns = ns.has(libc::CLONE_NEWUSER);
     let uid_maps = linux.uid_mappings().as_deref().unwrap_or_default();
@@ -395,12 +400,14 @@ mod tests {
     }
 
     #[test]
-    fn mount_namespace_is_required() {
+    fn no_mount_namespace_refuses_only_masks() {
         let mut v = minimal();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v)
-            .unwrap_err()
-            .to_string()
-            .contains("mount namespace"));
+        check(v.clone()).unwrap();
+        v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        assert_eq!(
+            check(v).unwrap_err().to_string(),
+            "linux.maskedPaths: unable to restrict sys entries without a private MNT namespace"
+        );
     }
 }

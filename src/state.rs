@@ -66,6 +66,18 @@ pub struct Container {
     /// Hooks from config.json at create time; later edits of the bundle do not count.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// Set when the container has no mount namespace of its own.
+    #[serde(default)]
+    pub host_rootfs_mount: Option<HostRootfsMount>,
+}
+
+/// A container in the host mount namespace has its rootfs bound onto itself
+/// there, with all its mounts under that bind. `delete` detaches whatever is
+/// stacked on `path` above the mount `below` that was there before create.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct HostRootfsMount {
+    pub path: PathBuf,
+    pub below: u64,
 }
 
 /// OCI state as `paddock state` prints it (plus runc's `created` and `owner`).
@@ -393,6 +405,7 @@ mod tests {
             systemd_cgroup: false,
             private_pid_ns: true,
             hooks: None,
+            host_rootfs_mount: None,
         };
         sd.save(&c).unwrap();
         assert_eq!(sd.load().unwrap().status(), Status::Stopped);

@@ -81,6 +81,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         systemd_cgroup: g.systemd_cgroup,
         private_pid_ns: bundle.ns.has(libc::CLONE_NEWPID),
         hooks: bundle.spec.hooks().clone(),
+        host_rootfs_mount: None,
     };
     let result = sd
         .save(&container)

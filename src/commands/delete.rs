@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use super::Globals;
 use crate::cli::DeleteArgs;
 use crate::error::RuntimeError;
-use crate::linux::{cgroups::Cgroup, hooks};
+use crate::linux::{cgroups::Cgroup, hooks, rootfs};
 use crate::state::{is_alive, Container, StateDir, Status};
 
 /// How long delete waits for killed processes to be gone before removing the cgroup.
@@ -51,6 +51,13 @@ pub fn delete(g: &Globals, args: &DeleteArgs) -> Result<()> {
 pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
     kill_everything(c, &cg);
+    if let Some(m) = &c.host_rootfs_mount {
+        // runc leaves these on the host; every mount made for the container goes.
+        // What cannot go (something else covers the rootfs) must not block delete.
+        if let Err(e) = rootfs::detach_mounts_above(&m.path, m.below) {
+            crate::logger::warn(&format!("{e:#}"));
+        }
+    }
     cg.remove()?;
     if let Some(h) = &c.hooks {
         let poststop = h.poststop().as_deref().unwrap_or_default();

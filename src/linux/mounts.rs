@@ -4,60 +4,30 @@
 //! so a symlink in the image can never send a mount to the host.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, fstatat, SFlag};
-use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::Mount;
 
+mod options;
+pub(crate) use options::{parse_options, propagation_flags, MountOptions, MS_NOSYMFOLLOW};
+
 use crate::linux::rootfs::{
-    bind_fd, change_mount, mount_cgroup, mount_fs_fd, remount_bind, reopen_mounted,
+    bind_fd, change_mount, clean_path, current_mount_flags, mount_cgroup, mount_fs_fd,
+    remount_bind, reopen_mounted,
 };
 use crate::linux::safepath::{
-    create_file_in_root, fd_path, file_type, mkdir_all_in_root, open_host,
+    copy_dir_contents, create_file_in_root, fd_path, file_type, mkdir_all_in_root, open_host,
+    open_if_exists_in_root, open_in_root,
 };
 
-/// Parsed `options` of one mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountOptions {
-    /// Flags the options set (never MS_BIND/MS_REC; see `is_bind`).
-    pub flags: MsFlags,
-    /// Flags the options explicitly clear ("rw", "suid", "dev", ...).
-    pub clear: MsFlags,
-    /// Propagation to apply after mounting (MS_SHARED etc., with MS_REC for "r" forms).
-    pub propagation: MsFlags,
-    /// `mount_setattr(2)` attributes set / cleared recursively ("rro", "rnosuid", ...).
-    pub attr_set: u64,
-    pub attr_clr: u64,
-    /// Unknown options, joined with ',', passed to the filesystem.
-    pub data: String,
-    pub is_bind: bool,
-    pub is_recursive_bind: bool,
-}
-
-enum Effect {
-    Set(MsFlags),
-    Clear(MsFlags),
-    Propagate(MsFlags),
-    AttrSet(u64),
-    AttrClear(u64),
-    /// One of the MOUNT_ATTR__ATIME values (an enum inside a bit mask).
-    AttrAtime(u64),
-    Bind {
-        recursive: bool,
-    },
-    /// Understood but not acted on (runc extensions handled elsewhere or not at all).
-    Ignore,
-}
-
-pub(crate) const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
-
-/// lxcfs-style files that may be bind-mounted over procfs entries.
-const PROC_BIND_ALLOWLIST: &[&str] = &[
+/// The entries under /proc that runc lets a mount cover (those lxcfs emulates).
+const PROC_MOUNT_ALLOWLIST: &[&str] = &[
     "/proc/cpuinfo",
     "/proc/diskstats",
     "/proc/meminfo",
@@ -66,150 +36,33 @@ const PROC_BIND_ALLOWLIST: &[&str] = &[
     "/proc/uptime",
     "/proc/loadavg",
     "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
 ];
 
-/// (sets, clears, flag) pairs of plain mount(2) flags.
-const FLAG_OPTIONS: &[(&str, &str, MsFlags)] = &[
-    ("ro", "rw", MsFlags::MS_RDONLY),
-    ("nosuid", "suid", MsFlags::MS_NOSUID),
-    ("nodev", "dev", MsFlags::MS_NODEV),
-    ("noexec", "exec", MsFlags::MS_NOEXEC),
-    ("sync", "async", MsFlags::MS_SYNCHRONOUS),
-    ("mand", "nomand", MsFlags::MS_MANDLOCK),
-    ("noatime", "atime", MsFlags::MS_NOATIME),
-    ("nodiratime", "diratime", MsFlags::MS_NODIRATIME),
-    ("relatime", "norelatime", MsFlags::MS_RELATIME),
-    ("strictatime", "nostrictatime", MsFlags::MS_STRICTATIME),
-    ("lazytime", "nolazytime", MsFlags::MS_LAZYTIME),
-    ("iversion", "noiversion", MsFlags::MS_I_VERSION),
-    ("silent", "loud", MsFlags::MS_SILENT),
-    ("nosymfollow", "symfollow", MS_NOSYMFOLLOW),
-];
+/// Flags the kernel locks on a mount inherited from another user namespace
+/// (MNT_LOCK_*): a bind of it must keep them.
+const LOCKABLE_FLAGS: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOSUID)
+    .union(ATIME_FLAGS);
+const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME)
+    .union(MsFlags::MS_NODIRATIME);
 
-/// (sets, clears, attribute) pairs of recursive mount_setattr(2) attributes.
-const ATTR_OPTIONS: &[(&str, &str, u64)] = &[
-    ("rro", "rrw", libc::MOUNT_ATTR_RDONLY),
-    ("rnosuid", "rsuid", libc::MOUNT_ATTR_NOSUID),
-    ("rnodev", "rdev", libc::MOUNT_ATTR_NODEV),
-    ("rnoexec", "rexec", libc::MOUNT_ATTR_NOEXEC),
-    ("rnodiratime", "rdiratime", libc::MOUNT_ATTR_NODIRATIME),
-    ("rnosymfollow", "rsymfollow", libc::MOUNT_ATTR_NOSYMFOLLOW),
-];
-
-fn effect(option: &str) -> Option<Effect> {
-    if let Some((set, _, flag)) = FLAG_OPTIONS
-        .iter()
-        .find(|(s, c, _)| *s == option || *c == option)
-    {
-        return Some(if *set == option {
-            Effect::Set(*flag)
-        } else {
-            Effect::Clear(*flag)
-        });
-    }
-    if let Some((set, _, attr)) = ATTR_OPTIONS
-        .iter()
-        .find(|(s, c, _)| *s == option || *c == option)
-    {
-        return Some(if *set == option {
-            Effect::AttrSet(*attr)
-        } else {
-            Effect::AttrClear(*attr)
-        });
-    }
-    if let Some(flags) = propagation_flags(option) {
-        return Some(Effect::Propagate(flags));
-    }
-    Some(match option {
-        "defaults" => Effect::Ignore,
-        "dirsync" => Effect::Set(MsFlags::MS_DIRSYNC),
-        "bind" => Effect::Bind { recursive: false },
-        "rbind" => Effect::Bind { recursive: true },
-        "rnoatime" => Effect::AttrAtime(libc::MOUNT_ATTR_NOATIME),
-        "rstrictatime" => Effect::AttrAtime(libc::MOUNT_ATTR_STRICTATIME),
-        // Leaving noatime/strictatime means the kernel default, relatime.
-        "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
-            Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)
-        }
-        // runc/crun tmpfs copy-up hint: not implemented, and tmpfs would reject it.
-        "tmpcopyup" | "notmpcopyup" => Effect::Ignore,
-        _ => return None,
-    })
-}
-
-/// MS_* propagation flags for "private", "rshared", ... ("r": recursive).
-pub(crate) fn propagation_flags(name: &str) -> Option<MsFlags> {
-    let (base, recursive) = match name.strip_prefix('r') {
-        Some(base) => (base, MsFlags::MS_REC),
-        None => (name, MsFlags::empty()),
-    };
-    let flag = match base {
-        "private" => MsFlags::MS_PRIVATE,
-        "shared" => MsFlags::MS_SHARED,
-        "slave" => MsFlags::MS_SLAVE,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        _ => return None,
-    };
-    Some(flag | recursive)
-}
-
-/// Turns fstab-style options into mount(2) flags, propagation, recursive
-/// attributes and filesystem data. Later options override earlier ones.
-pub fn parse_options(options: &[String]) -> MountOptions {
-    let mut o = MountOptions {
-        flags: MsFlags::empty(),
-        clear: MsFlags::empty(),
-        propagation: MsFlags::empty(),
-        attr_set: 0,
-        attr_clr: 0,
-        data: String::new(),
-        is_bind: false,
-        is_recursive_bind: false,
-    };
-    let mut data: Vec<&str> = Vec::new();
-    for option in options {
-        match effect(option) {
-            Some(Effect::Set(f)) => {
-                o.flags.insert(f);
-                o.clear.remove(f);
-            }
-            Some(Effect::Clear(f)) => {
-                o.flags.remove(f);
-                o.clear.insert(f);
-            }
-            Some(Effect::Propagate(f)) => o.propagation = f,
-            Some(Effect::AttrSet(a)) => {
-                o.attr_set |= a;
-                o.attr_clr &= !a;
-            }
-            Some(Effect::AttrClear(a)) => {
-                o.attr_clr |= a;
-                o.attr_set &= !a;
-            }
-            Some(Effect::AttrAtime(a)) => {
-                // The kernel wants the whole atime mask cleared to change it.
-                o.attr_clr |= libc::MOUNT_ATTR__ATIME;
-                o.attr_set = (o.attr_set & !libc::MOUNT_ATTR__ATIME) | a;
-            }
-            Some(Effect::Bind { recursive }) => {
-                o.is_bind = true;
-                o.is_recursive_bind |= recursive;
-            }
-            Some(Effect::Ignore) => {}
-            None => data.push(option),
-        }
-    }
-    o.data = data.join(",");
-    o
-}
-
-/// Checks `mounts` before anything is created: absolute destinations, a type
-/// (or bind options), a source for binds, and nothing but proc on /proc.
+/// Checks `mounts` before anything is created: a type (or bind options), a
+/// source and no filesystem data for binds, and runc's rule for /proc. A
+/// relative destination is taken relative to / with a warning, as runc does.
 pub fn validate(mounts: &[Mount]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
         let dest = m.destination();
         if !dest.is_absolute() {
-            bail!("mounts[{i}].destination: must be an absolute path, got {dest:?}");
+            crate::logger::warn(&format!(
+                "mounts[{i}].destination: {} is not absolute; it is taken relative to /",
+                dest.display()
+            ));
         }
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
         let typ = m.typ().as_deref().unwrap_or_default();
@@ -220,13 +73,27 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
         if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             bail!("mounts[{i}].source: required for a bind mount");
         }
-        let dest = clean_destination(dest);
-        if dest.starts_with("/proc") && !proc_mount_allowed(&dest, typ, bind) {
-            let what = if bind { "bind" } else { typ };
+        let idmap = m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "idmap" || o == "ridmap");
+        if idmap {
+            bail!("mounts[{i}]: id-mapped mounts are not supported");
+        }
+        if bind && !opts.data.is_empty() {
             bail!(
-                "mounts[{i}].destination: cannot mount {what} on {}: only proc may be mounted on /proc",
-                dest.display()
+                "mounts[{i}].options: bind mounts cannot have any filesystem-specific options applied (got {:?})",
+                opts.data
             );
+        }
+        let dest = clean_path(dest);
+        if dest == Path::new("/") {
+            // The rootfs is the mount pivot_root and the masks work on.
+            bail!("mounts[{i}].destination: mountpoint \"/\" is on the top of rootfs");
+        }
+        if let Err(why) = check_proc_destination(&dest, typ, bind) {
+            bail!("mounts[{i}].destination: {why}");
         }
     }
     Ok(())
@@ -235,6 +102,8 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
 /// Mounts every entry of `mounts`, in order, inside the rootfs `root`.
 /// Needs the host /proc (before pivot_root). Relative bind sources are taken
 /// relative to `bundle`. `in_userns` enables the EPERM fallbacks to host binds.
+/// A tmpfs (or /dev) asked read-only stays writable until [`finish_readonly`],
+/// so that later mounts, devices and hooks can still create files in it.
 pub fn mount_all(
     root: BorrowedFd<'_>,
     mounts: &[Mount],
@@ -243,16 +112,20 @@ pub fn mount_all(
 ) -> Result<()> {
     // spec::load has validated every entry before anything was created.
     for (i, m) in mounts.iter().enumerate() {
-        let dest = clean_destination(m.destination());
-        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let dest = clean_path(m.destination());
+        let mut opts = parse_options(m.options().as_deref().unwrap_or(&[]));
         let typ = m.typ().as_deref().unwrap_or_default();
         let bind = is_bind(typ, &opts);
         let what = if bind { "bind" } else { typ };
         let context = || format!("mounts[{i}]: mount {what} on {}", dest.display());
         check_ordinary_dir(root, &dest).with_context(context)?;
+        if !bind && delays_readonly(typ, &dest) {
+            opts.flags.remove(MsFlags::MS_RDONLY);
+        }
         let done = if bind {
-            let source = m.source().as_deref().unwrap_or(Path::new(""));
-            bind_into_root(root, &dest, &bundle.join(source), &opts)
+            let source = bundle.join(m.source().as_deref().unwrap_or(Path::new("")));
+            check_proc_bind_source(&dest, &source)
+                .and_then(|()| bind_into_root(root, &dest, &source, &opts))
         } else if typ == "cgroup" {
             mount_cgroup(root, &dest, opts.flags, in_userns)
         } else {
@@ -264,32 +137,95 @@ pub fn mount_all(
     Ok(())
 }
 
+/// Whether /dev is a bind mount: then it is the caller's, and runc creates no
+/// device node or symlink in it.
+pub fn binds_dev(mounts: &[Mount]) -> bool {
+    mounts.iter().any(|m| {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        is_bind(m.typ().as_deref().unwrap_or_default(), &opts)
+            && clean_path(m.destination()) == Path::new("/dev")
+    })
+}
+
+/// Remounts read-only each tmpfs (and /dev) that [`mount_all`] left writable
+/// although its options asked for "ro"; runc does the same, late.
+pub fn finish_readonly(root: BorrowedFd<'_>, mounts: &[Mount]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        let dest = clean_path(m.destination());
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or_default();
+        if is_bind(typ, &opts)
+            || !opts.flags.contains(MsFlags::MS_RDONLY)
+            || !delays_readonly(typ, &dest)
+        {
+            continue;
+        }
+        let mounted = open_in_root(root, &dest, libc::O_PATH)?;
+        remount_bind(mounted.as_fd(), MsFlags::MS_RDONLY, MsFlags::empty())
+            .with_context(|| format!("mounts[{i}]: remount {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// A tmpfs is filled (copy-up, mode) and /dev gets its device nodes after the
+/// mount: both are mounted writable and made read-only at the end.
+fn delays_readonly(typ: &str, dest: &Path) -> bool {
+    typ == "tmpfs" || dest == Path::new("/dev")
+}
+
 fn is_bind(typ: &str, opts: &MountOptions) -> bool {
     opts.is_bind || typ == "bind"
 }
 
-/// Lexically normalises a destination: absolute, no `.`/`..`/empty parts.
-fn clean_destination(dest: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in dest.components() {
-        match c {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
+/// runc's rule for /proc (CVE-2019-16884: a fake /proc would let the image
+/// redirect procfs writes): on /proc itself only proc, or a bind of a procfs
+/// (its source is checked at mount time); under it only the entries lxcfs emulates.
+fn check_proc_destination(dest: &Path, typ: &str, bind: bool) -> Result<(), String> {
+    if !dest.starts_with("/proc") {
+        return Ok(());
     }
-    out
+    if dest == Path::new("/proc") {
+        if bind || typ == "proc" {
+            return Ok(());
+        }
+        return Err(format!(
+            "{dest:?} cannot be mounted because it is not of type proc"
+        ));
+    }
+    if PROC_MOUNT_ALLOWLIST.iter().any(|p| dest == Path::new(p)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{dest:?} cannot be mounted because it is inside /proc"
+    ))
 }
 
-/// CVE-2019-16884: a fake /proc would let the image redirect procfs writes.
-fn proc_mount_allowed(dest: &Path, typ: &str, bind: bool) -> bool {
-    if !bind {
-        return typ == "proc";
+/// A bind onto /proc itself must come from a procfs; one that is not the root
+/// of a procfs is accepted with a warning, as runc does.
+fn check_proc_bind_source(dest: &Path, source: &Path) -> Result<()> {
+    if dest != Path::new("/proc") {
+        return Ok(());
     }
-    let allowlisted = PROC_BIND_ALLOWLIST.iter().any(|p| dest == Path::new(p));
-    allowlisted || dest.parent() == Some(Path::new("/proc/pressure"))
+    let fs = statfs(source).with_context(|| format!("statfs {}", source.display()))?;
+    if fs.filesystem_type() != PROC_SUPER_MAGIC {
+        bail!("{dest:?} cannot be mounted because it is not of type proc");
+    }
+    let st = nix::sys::stat::stat(source).with_context(|| format!("stat {}", source.display()))?;
+    // The root directory of every procfs has inode 1.
+    if st.st_ino != 1 {
+        crate::logger::warn(&format!(
+            "bind-mount {} (source {}) is of type procfs but is not the root of a procfs (inode {})",
+            dest.display(),
+            source.display(),
+            st.st_ino
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a mount at `dest` may land in procfs (see [`check_proc_destination`]).
+fn proc_mount_allowed(dest: &Path, typ: &str, bind: bool) -> bool {
+    dest.starts_with("/proc") && check_proc_destination(dest, typ, bind).is_ok()
 }
 
 /// /proc and /sys must be real directories in the image: a symlink there
@@ -339,10 +275,37 @@ pub(crate) fn bind_into_root(
     bind_fd(src.as_fd(), target.as_fd(), opts.is_recursive_bind)
         .with_context(|| format!("bind {}", source.display()))?;
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
-    if !(opts.flags | opts.clear).is_empty() {
-        remount_bind(mounted.as_fd(), opts.flags, opts.clear)?;
+    // As runc: no flag asked for (MS_REMOUNT aside) leaves the source's flags.
+    if !((opts.flags - MsFlags::MS_REMOUNT) | opts.clear).is_empty() {
+        set_bind_flags(mounted.as_fd(), src.as_fd(), opts)?;
     }
     apply_attrs_and_propagation(mounted.as_fd(), opts)
+}
+
+/// runc 1.5's rule for the flags of a bind mount: exactly the flags asked for,
+/// the source's others cleared. When the kernel refuses that because the source
+/// has locked flags (a mount from another user namespace), those are kept,
+/// unless the options clear one of them or ask for a different atime.
+fn set_bind_flags(mounted: BorrowedFd<'_>, src: BorrowedFd<'_>, opts: &MountOptions) -> Result<()> {
+    let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    let target = fd_path(mounted);
+    let err = match change_mount(&target, opts.flags | remount) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let src_flags = current_mount_flags(src)?;
+    let cannot_clear = src_flags & opts.clear & LOCKABLE_FLAGS;
+    if !cannot_clear.is_empty() {
+        bail!("remount bind mount: cannot clear locked flags {cannot_clear:?}: {err}");
+    }
+    let asked_atime = opts.flags & ATIME_FLAGS;
+    if !asked_atime.is_empty() && asked_atime != src_flags & ATIME_FLAGS {
+        let locked = src_flags & ATIME_FLAGS;
+        bail!("remount bind mount: cannot change locked atime flags {locked:?}: {err}");
+    }
+    let locked = src_flags & LOCKABLE_FLAGS;
+    change_mount(&target, opts.flags | locked | remount)
+        .with_context(|| format!("remount bind mount with locked flags {locked:?} re-applied"))
 }
 
 /// Mounts a filesystem of type `typ` on `dest` (a directory) inside the rootfs.
@@ -354,13 +317,34 @@ fn mount_fs_into_root(
     opts: &MountOptions,
     in_userns: bool,
 ) -> Result<()> {
+    // runc: a tmpfs without mode= takes the mode of the directory it covers.
+    let mut data = opts.data.clone();
+    let existing = match typ {
+        "tmpfs" => open_if_exists_in_root(root, dest, libc::O_PATH)?,
+        _ => None,
+    };
+    if let Some(fd) = &existing {
+        let st = fstat(fd.as_raw_fd()).with_context(|| format!("stat {}", dest.display()))?;
+        let mode = format!("mode={:04o}", st.st_mode & 0o7777);
+        data = [mode, data].join(",").trim_end_matches(',').to_string();
+    }
     let target = mkdir_all_in_root(root, dest, 0o755)?;
-    check_not_on_procfs(target.as_fd(), typ == "proc")?;
+    let allowed = typ == "proc" || proc_mount_allowed(dest, typ, false);
+    check_not_on_procfs(target.as_fd(), allowed)?;
+    // Opened before the mount covers it: the content tmpcopyup copies up.
+    let lower = match typ == "tmpfs" && opts.copy_up {
+        true => Some(open_in_root(
+            root,
+            dest,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        )?),
+        false => None,
+    };
     let mut flags = opts.flags;
     if typ == "cgroup2" {
         flags |= MsFlags::MS_RDONLY; // CVE-2023-25809: cgroupfs is never writable.
     }
-    match mount_fs_fd(source, target.as_fd(), typ, flags, &opts.data) {
+    match mount_fs_fd(source, target.as_fd(), typ, flags, &data) {
         Ok(()) => {}
         // A user namespace that does not own the net/ipc namespace may not
         // mount sysfs/mqueue: bind the host's instead.
@@ -376,10 +360,13 @@ fn mount_fs_into_root(
         }
         Err(e) => return Err(e).context("mount"),
     }
-    if opts.attr_set | opts.attr_clr == 0 && opts.propagation.is_empty() {
+    if lower.is_none() && opts.attr_set | opts.attr_clr == 0 && opts.propagation.is_empty() {
         return Ok(());
     }
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
+    if let Some(lower) = lower {
+        copy_dir_contents(lower.as_fd(), mounted.as_fd()).context("tmpcopyup")?;
+    }
     apply_attrs_and_propagation(mounted.as_fd(), opts)
 }
 
@@ -439,10 +426,6 @@ mod tests {
     use super::*;
     use oci_spec::runtime::MountBuilder;
 
-    fn opts(list: &[&str]) -> MountOptions {
-        parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
     fn mount(dest: &str, typ: Option<&str>, options: &[&str]) -> Mount {
         let mut b = MountBuilder::default()
             .destination(dest)
@@ -455,60 +438,6 @@ mod tests {
     }
 
     #[test]
-    fn parses_flags_data_and_bind() {
-        let o = opts(&[
-            "rbind", "ro", "nosuid", "nodev", "mode=755", "size=64k", "rprivate",
-        ]);
-        assert!(o.is_bind && o.is_recursive_bind);
-        assert_eq!(
-            o.flags,
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
-        );
-        assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
-        assert_eq!(o.data, "mode=755,size=64k");
-        assert_eq!((o.attr_set, o.attr_clr), (0, 0));
-    }
-
-    #[test]
-    fn later_options_win() {
-        let o = opts(&["ro", "rw", "suid", "nosuid", "defaults", "tmpcopyup"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID);
-        assert_eq!(o.clear, MsFlags::MS_RDONLY);
-        assert_eq!(o.data, "");
-        let o = opts(&["bind", "shared", "slave"]);
-        assert!(o.is_bind && !o.is_recursive_bind);
-        assert_eq!(o.propagation, MsFlags::MS_SLAVE);
-    }
-
-    #[test]
-    fn parses_recursive_attributes() {
-        let o = opts(&["rro", "rnosuid", "rnoexec", "rexec", "rnoatime"]);
-        let set = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME;
-        assert_eq!(o.attr_set, set);
-        assert_eq!(
-            o.attr_clr,
-            libc::MOUNT_ATTR_NOEXEC | libc::MOUNT_ATTR__ATIME
-        );
-        let o = opts(&["rnoatime", "ratime"]);
-        assert_eq!((o.attr_set, o.attr_clr), (0, libc::MOUNT_ATTR__ATIME));
-        assert!(o.flags.is_empty());
-    }
-
-    #[test]
-    fn parses_propagation_names() {
-        assert_eq!(
-            propagation_flags("rslave"),
-            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
-        );
-        assert_eq!(
-            propagation_flags("unbindable"),
-            Some(MsFlags::MS_UNBINDABLE)
-        );
-        assert_eq!(propagation_flags("rro"), None);
-        assert_eq!(propagation_flags("r"), None);
-    }
-
-    #[test]
     fn validate_accepts_a_default_config() {
         let mounts = [
             mount("/proc", Some("proc"), &[]),
@@ -517,7 +446,9 @@ mod tests {
             mount("/etc/hosts", None, &["rbind", "ro"]),
             mount("/data", Some("bind"), &[]),
             mount("/proc/meminfo", Some("fuse"), &["bind"]),
-            mount("/proc/pressure/cpu", None, &["rbind"]),
+            mount("/proc/sys/kernel/ns_last_pid", None, &["rbind"]),
+            mount("/proc", None, &["rbind"]),
+            mount("relative/dir", Some("tmpfs"), &[]),
         ];
         validate(&mounts).unwrap();
     }
@@ -525,23 +456,34 @@ mod tests {
     #[test]
     fn validate_names_the_failing_field() {
         let cases = [
-            (mount("x", Some("tmpfs"), &[]), "mounts[1].destination: must be an absolute path, got \"x\""),
             (mount("/x", None, &["ro"]), "mounts[1].type: required unless options contain bind or rbind"),
             (
-                mount("/proc", None, &["bind"]),
-                "mounts[1].destination: cannot mount bind on /proc: only proc may be mounted on /proc",
+                mount("/proc", Some("tmpfs"), &[]),
+                "mounts[1].destination: \"/proc\" cannot be mounted because it is not of type proc",
             ),
             (
                 mount("/proc/self/attr", Some("tmpfs"), &[]),
-                "mounts[1].destination: cannot mount tmpfs on /proc/self/attr: only proc may be mounted on /proc",
+                "mounts[1].destination: \"/proc/self/attr\" cannot be mounted because it is inside /proc",
             ),
             (
                 mount("/x/../proc/sys/kernel/core_pattern", None, &["bind"]),
-                "mounts[1].destination: cannot mount bind on /proc/sys/kernel/core_pattern: only proc may be mounted on /proc",
+                "mounts[1].destination: \"/proc/sys/kernel/core_pattern\" cannot be mounted because it is inside /proc",
             ),
             (
-                mount("/proc", Some("overlay"), &[]),
-                "mounts[1].destination: cannot mount overlay on /proc: only proc may be mounted on /proc",
+                mount("/proc/pressure/cpu", None, &["rbind"]),
+                "mounts[1].destination: \"/proc/pressure/cpu\" cannot be mounted because it is inside /proc",
+            ),
+            (
+                mount("/x/..", Some("tmpfs"), &[]),
+                "mounts[1].destination: mountpoint \"/\" is on the top of rootfs",
+            ),
+            (
+                mount("/data", None, &["rbind", "idmap"]),
+                "mounts[1]: id-mapped mounts are not supported",
+            ),
+            (
+                mount("/data", None, &["rbind", "size=1m"]),
+                "mounts[1].options: bind mounts cannot have any filesystem-specific options applied (got \"size=1m\")",
             ),
         ];
         for (bad, want) in cases {
@@ -560,9 +502,10 @@ mod tests {
     #[test]
     fn cleans_destinations_lexically() {
         assert_eq!(
-            clean_destination(Path::new("/a/./b/../../../proc//x")),
+            clean_path(Path::new("/a/./b/../../../proc//x")),
             Path::new("/proc/x")
         );
-        assert!(!clean_destination(Path::new("/procfoo")).starts_with("/proc"));
+        assert_eq!(clean_path(Path::new("run/x")), Path::new("/run/x"));
+        assert!(!clean_path(Path::new("/procfoo")).starts_with("/proc"));
     }
 }

@@ -70,6 +70,46 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
     open_host(&rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY)
 }
 
+/// Step 2 without a mount namespace: the rootfs bind (in the host's mount
+/// namespace) becomes private, so nothing mounted under it reaches other
+/// namespaces; its removal at delete reaches them as its creation did.
+pub fn make_rootfs_private(root: BorrowedFd<'_>) -> Result<()> {
+    change_mount(&fd_path(root), MsFlags::MS_PRIVATE | MsFlags::MS_REC)
+        .context("make the rootfs bind mount private")
+}
+
+/// The id of the topmost mount at `path` (`stat`-like, following symlinks).
+pub fn mount_id_at(path: &Path) -> Result<u64> {
+    let fd = open_host(path, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    mount_id(fd.as_fd())
+}
+
+/// Detaches, one by one, the mounts stacked on `path` above the mount `below`
+/// (with everything mounted under each). Stops at `below`, or where `path` is
+/// covered by something not mounted on `path` itself (EINVAL).
+pub fn detach_mounts_above(path: &Path, below: u64) -> Result<()> {
+    // Each pass removes one mount; a container could stack a few on its own root.
+    for _ in 0..64 {
+        if mount_id_at(path)? == below {
+            return Ok(());
+        }
+        match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) => break,
+            Err(e) => return Err(e).with_context(|| format!("unmount {}", path.display())),
+        }
+    }
+    bail!("{}: mounts remain above the rootfs", path.display())
+}
+
+/// Step 8 without a mount namespace: chroot into the rootfs (never pivot_root
+/// or MS_MOVE, which would act on the host's /).
+pub fn chroot_into(root: BorrowedFd<'_>) -> Result<()> {
+    nix::unistd::fchdir(root.as_raw_fd()).context("fchdir to rootfs")?;
+    nix::unistd::chroot(".").context("chroot to rootfs")?;
+    nix::unistd::chdir("/").context("chdir /")
+}
+
 /// Step 6: hides each path that exists: directories under one read-only
 /// tmpfs (bound onto all of them), anything else under the host's /dev/null.
 pub fn mask_paths(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
@@ -78,7 +118,12 @@ pub fn mask_paths(root: BorrowedFd<'_>, paths: &[String]) -> Result<()> {
     }
     let null = open_dev_null()?;
     let mut tmpfs = None;
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
+        // A path listed twice (in any spelling) is masked once, as runc does.
+        if !seen.insert(clean_path(Path::new(path))) {
+            continue;
+        }
         mask_path(root, Path::new(path), null.as_fd(), &mut tmpfs)
             .with_context(|| format!("mask {path}"))?;
     }
@@ -112,6 +157,21 @@ fn mask_path(
     .context("mount tmpfs")?;
     *tmpfs = Some(reopen_mounted(root, path, target.as_fd())?);
     Ok(())
+}
+
+/// `path` made absolute with `.`, `..` and repeated slashes resolved lexically.
+pub(crate) fn clean_path(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(name) => out.push(name),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The host's /dev/null, checked to be the real null device (CVE-2025-31133).
@@ -164,13 +224,93 @@ pub fn pivot_root(root: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// Step 8 with --no-pivot: moves the rootfs mount onto / and chroots into it.
+/// First every whole procfs and sysfs outside the rootfs leaves this mount
+/// namespace: under the chroot they would still count as "fully visible", so
+/// a process in the container could unshare a user and mount namespace and
+/// mount a fresh, unmasked /proc (runc does the same).
 pub fn move_root_no_pivot(root: BorrowedFd<'_>) -> Result<()> {
+    let rootfs = fs::read_link(fd_path(root)).context("readlink rootfs")?;
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    for mountpoint in full_proc_and_sys_mounts(&mountinfo) {
+        if Path::new(&mountpoint).starts_with(&rootfs) {
+            continue;
+        }
+        hide_host_mount(Path::new(&mountpoint))
+            .with_context(|| format!("--no-pivot: hide {mountpoint}"))?;
+    }
     nix::unistd::fchdir(root.as_raw_fd()).context("fchdir to rootfs")?;
     let flags = MsFlags::MS_MOVE;
     nix::mount::mount(Some("."), "/", None::<&str>, flags, None::<&str>)
         .context("move rootfs to /")?;
     nix::unistd::chroot(".").context("chroot to rootfs")?;
     nix::unistd::chdir("/").context("chdir /")
+}
+
+/// Mount points of every mount of a whole procfs or sysfs (root "/") in `mountinfo`.
+fn full_proc_and_sys_mounts(mountinfo: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split_whitespace().collect();
+        let fstype = post.split_whitespace().next().unwrap_or_default();
+        if let (Some(&"/"), Some(mnt), "proc" | "sysfs") = (pre.get(3), pre.get(4), fstype) {
+            out.push(unescape_mountinfo(mnt));
+        }
+    }
+    out
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b.get(i + 1..i + 4) {
+            Some(d) if b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches `mountpoint` from this (the container's) mount namespace, or
+/// covers it with an empty tmpfs where it may not be unmounted.
+fn hide_host_mount(mountpoint: &Path) -> Result<()> {
+    // rslave first, so that the unmount does not reach the host.
+    match change_mount(mountpoint, MsFlags::MS_SLAVE | MsFlags::MS_REC) {
+        Ok(()) => {}
+        // A parent of it was detached already.
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).context("make rslave"),
+    }
+    match nix::mount::umount2(mountpoint, MntFlags::MNT_DETACH) {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL | Errno::EPERM) => {
+            let flags = MsFlags::empty();
+            nix::mount::mount(
+                Some("tmpfs"),
+                mountpoint,
+                Some("tmpfs"),
+                flags,
+                None::<&str>,
+            )
+            .context("cover with tmpfs")
+        }
+        Err(e) => Err(e).context("unmount"),
+    }
 }
 
 /// Bind-mounts what `source` names onto what `target` names, both by fd.
@@ -255,7 +395,7 @@ pub(crate) fn remount_bind(target: BorrowedFd<'_>, set: MsFlags, clear: MsFlags)
 }
 
 /// Per-mount flags of the mount `fd` is on, as MS_* flags.
-fn current_mount_flags(fd: BorrowedFd<'_>) -> Result<MsFlags> {
+pub(crate) fn current_mount_flags(fd: BorrowedFd<'_>) -> Result<MsFlags> {
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: st is a valid out pointer for fstatvfs.
     let ret = unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) };

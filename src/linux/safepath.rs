@@ -267,6 +267,118 @@ fn create_missing(dir: &OwnedFd, name: &OsStr, mode: u32, as_file: bool) -> Resu
     }
 }
 
+/// Deepest directory nesting [`copy_dir_contents`] follows.
+const MAX_COPY_DEPTH: usize = 128;
+
+/// Copies what directory `src` (a readable fd) holds into directory `dst`, as
+/// tmpcopyup does: directories, regular files, symlinks, FIFOs and device
+/// nodes with their mode and owner (sockets are skipped). Nothing is followed:
+/// every entry is opened relative to its parent with `O_NOFOLLOW`.
+pub fn copy_dir_contents(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<()> {
+    copy_tree(src, dst, 0)
+}
+
+fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> Result<()> {
+    if depth > MAX_COPY_DEPTH {
+        bail!("directories nested deeper than {MAX_COPY_DEPTH}");
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut dir = nix::dir::Dir::openat(Some(src.as_raw_fd()), ".", flags, Mode::empty())
+        .context("read directory")?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let name = entry
+            .context("read directory")?
+            .file_name()
+            .to_bytes()
+            .to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name));
+        }
+    }
+    for name in names {
+        copy_entry(src, dst, &name, depth).with_context(|| format!("copy {name:?}"))?;
+    }
+    Ok(())
+}
+
+fn copy_entry(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, name: &OsStr, depth: usize) -> Result<()> {
+    let st = fstatat(Some(src.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW).context("stat")?;
+    let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    let kind = file_type(&st);
+    match kind {
+        SFlag::S_IFDIR => {
+            mkdirat(Some(dst.as_raw_fd()), name, Mode::from_bits_truncate(0o700))
+                .context("mkdir")?;
+            let from = openat_owned(src, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+            let to = openat_owned(dst, name, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+            copy_tree(from.as_fd(), to.as_fd(), depth + 1)?;
+        }
+        SFlag::S_IFREG => {
+            let mut from = std::fs::File::from(openat_owned(src, name, OFlag::O_RDONLY)?);
+            let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL;
+            let raw = nix::fcntl::openat(
+                Some(dst.as_raw_fd()),
+                name,
+                create | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .context("create")?;
+            // SAFETY: openat just returned this fd and nothing else owns it.
+            let mut to = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+            std::io::copy(&mut from, &mut to).context("copy content")?;
+        }
+        SFlag::S_IFLNK => {
+            let target = readlinkat(Some(src.as_raw_fd()), name).context("readlink")?;
+            nix::unistd::symlinkat(target.as_os_str(), Some(dst.as_raw_fd()), name)
+                .context("symlink")?;
+        }
+        SFlag::S_IFIFO | SFlag::S_IFCHR | SFlag::S_IFBLK => {
+            mknodat(Some(dst.as_raw_fd()), name, kind, mode, st.st_rdev).context("mknod")?;
+        }
+        _ => return Ok(()),
+    }
+    nix::unistd::fchownat(
+        Some(dst.as_raw_fd()),
+        name,
+        Some(st.st_uid.into()),
+        Some(st.st_gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .context("chown")?;
+    if kind != SFlag::S_IFLNK {
+        // After chown, which clears set-id bits.
+        nix::sys::stat::fchmodat(
+            Some(dst.as_raw_fd()),
+            name,
+            mode,
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .context("chmod")?;
+    }
+    let times = [
+        nix::sys::time::TimeSpec::new(st.st_atime, st.st_atime_nsec),
+        nix::sys::time::TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+    ];
+    nix::sys::stat::utimensat(
+        Some(dst.as_raw_fd()),
+        name,
+        &times[0],
+        &times[1],
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .context("set times")?;
+    Ok(())
+}
+
+fn openat_owned(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> Result<OwnedFd> {
+    let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::empty())
+        .with_context(|| format!("open {name:?}"))?;
+    // SAFETY: openat just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,8 @@ pub struct ExecArgs<'a> {
     pub cgroup: Entry,
     /// Namespaces of the container to enter, user first and mount last.
     pub joins: Vec<(OwnedFd, libc::c_int)>,
+    /// The container's root when it shares our mount namespace: chroot there.
+    pub root: Option<OwnedFd>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
 }
@@ -52,6 +54,9 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
     apply_lsm_labels(a.process)?;
     for (fd, flag) in &a.joins {
         namespaces::setns(fd, *flag, "container namespace")?;
+    }
+    if let Some(root) = a.root.take() {
+        crate::linux::rootfs::chroot_into(root.as_fd())?;
     }
     let process = a.process;
     let pty_slave = if process.terminal().unwrap_or(false) {

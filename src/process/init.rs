@@ -100,19 +100,29 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     // Built (and its notify agent connected) while host paths are still reachable.
     let seccomp = prepare_seccomp(linux)?;
     let in_userns = plan.has(libc::CLONE_NEWUSER);
-    rootfs::set_root_propagation(linux.rootfs_propagation().as_deref())?;
+    // Without a mount namespace, / is the host's: its propagation is not ours to change.
+    let own_mount_ns = plan.has(libc::CLONE_NEWNS);
+    if own_mount_ns {
+        rootfs::set_root_propagation(linux.rootfs_propagation().as_deref())?;
+    }
     let root = rootfs::bind_rootfs(&a.bundle.rootfs)?;
+    if !own_mount_ns {
+        rootfs::make_rootfs_private(root.as_fd())?;
+    }
     mounts::mount_all(
         root.as_fd(),
         spec.mounts().as_deref().unwrap_or_default(),
         &a.bundle.dir,
         in_userns,
     )?;
-    devices::create_default_devices(
-        root.as_fd(),
-        in_userns,
-        linux.devices().as_deref().unwrap_or_default(),
-    )?;
+    // A bind-mounted /dev is the caller's own: nothing is created in it (as runc).
+    if !mounts::binds_dev(spec.mounts().as_deref().unwrap_or_default()) {
+        devices::create_default_devices(
+            root.as_fd(),
+            in_userns,
+            linux.devices().as_deref().unwrap_or_default(),
+        )?;
+    }
     let pty_slave = if process.terminal().unwrap_or(false) {
         Some(setup_console(a, process, root.as_fd())?)
     } else {
@@ -138,6 +148,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         // Through the host /proc, which the container cannot have tampered with.
         sysctl::apply(s)?;
     }
+    mounts::finish_readonly(root.as_fd(), spec.mounts().as_deref().unwrap_or_default())?;
     rootfs::mask_paths(
         root.as_fd(),
         linux.masked_paths().as_deref().unwrap_or_default(),
@@ -154,7 +165,9 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     {
         rootfs::make_root_readonly(root.as_fd())?;
     }
-    if a.no_pivot {
+    if !own_mount_ns {
+        rootfs::chroot_into(root.as_fd())?;
+    } else if a.no_pivot {
         rootfs::move_root_no_pivot(root.as_fd())?;
     } else {
         rootfs::pivot_root(root.as_fd())?;

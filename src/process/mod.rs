@@ -13,9 +13,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::{bail, Context, Result};
 
 use crate::linux::cgroups::{entry::Entry, Cgroup};
-use crate::linux::{hooks, namespaces};
+use crate::linux::{hooks, namespaces, rootfs};
 use crate::spec::Bundle;
-use crate::state::{Container, Status};
+use crate::state::{Container, HostRootfsMount, Status};
 use channel::Message;
 
 /// Everything create hands to init.
@@ -47,6 +47,13 @@ pub fn spawn_init(
         if j.flag != libc::CLONE_NEWPID && j.flag != libc::CLONE_NEWTIME {
             joins.push((namespaces::open_ns(j)?, j.flag));
         }
+    }
+    if !plan.has(libc::CLONE_NEWNS) {
+        // Read before init binds the rootfs onto itself in the host's mount namespace.
+        let path = fs::canonicalize(&launch.bundle.rootfs)
+            .with_context(|| format!("resolve rootfs {}", launch.bundle.rootfs.display()))?;
+        let below = rootfs::mount_id_at(&path)?;
+        container.host_rootfs_mount = Some(HostRootfsMount { path, below });
     }
     let entry = cgroup.entry()?;
     let (parent_end, child_end) = channel::pair()?;
@@ -89,6 +96,11 @@ pub fn spawn_init(
     );
     if result.is_err() {
         kill_and_reap(pid);
+        if let Some(m) = &container.host_rootfs_mount {
+            if let Err(e) = rootfs::detach_mounts_above(&m.path, m.below) {
+                crate::logger::warn(&format!("{e:#}"));
+            }
+        }
     }
     result.map(|()| pid)
 }
@@ -366,6 +378,15 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
             joins.push((fd, flag));
         }
     }
+    // A container in our mount namespace (it has none of its own) is entered by
+    // chroot into its init's root, not by setns.
+    let root = match joins.iter().any(|(_, f)| *f == libc::CLONE_NEWNS) {
+        true => None,
+        false => Some(crate::linux::safepath::open_host(
+            std::path::Path::new(&format!("/proc/{}/root", launch.init_pid)),
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+        )?),
+    };
     // The fds are open now; make sure they belong to the container's init and not
     // to a process that reused its pid.
     if !crate::state::is_alive(launch.init_pid, launch.init_start_time) {
@@ -386,6 +407,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
             chan: child_end,
             cgroup: entry,
             joins,
+            root,
             console: launch.console,
             preserve_fds: launch.preserve_fds,
         });
