@@ -41,6 +41,13 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
     let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
+        if path.starts_with("linux.seccomp") {
+            // runc's wording for a seccomp name it does not know or cannot apply.
+            let raw = serde_json::from_slice(data).unwrap_or_default();
+            if let Some(e) = seccomp::names::explain(&raw) {
+                return e;
+            }
+        }
         if path == "." {
             anyhow::anyhow!("config.json: {inner}")
         } else {
