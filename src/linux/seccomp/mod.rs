@@ -263,6 +263,7 @@ pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
         Vec::new()
     };
     program.extend(export(&ctx)?);
+    logger::debug(&format!("seccomp filter flags: {flags}"));
     Ok(Filter { program, flags })
 }
 

@@ -170,3 +170,66 @@ fn names_runc_refuses_are_worded_as_runc_words_them() {
     assert_eq!(explain(json!({"defaultAction": "SCMP_ACT_ALLOW"})), None);
     assert_eq!(explain(json!({})), None);
 }
+
+/// Runs the stub as the kernel would for (arch, nr): Some(return value), or None when it
+/// falls through to the filter after it.
+fn run_stub(prog: &[libc::sock_filter], arch: u32, nr: u32) -> Option<u32> {
+    let (mut pc, mut acc) = (0usize, 0u32);
+    while pc < prog.len() {
+        let i = prog[pc];
+        let jump = |cond: bool| usize::from(if cond { i.jt } else { i.jf });
+        pc += 1 + match i.code {
+            0x20 => {
+                acc = if i.k == 0 { nr } else { arch };
+                0
+            }
+            0x15 => jump(acc == i.k),
+            0x25 => jump(acc > i.k),
+            0x45 => jump(acc & i.k != 0),
+            0x05 => i.k as usize,
+            0x06 => return Some(i.k),
+            c => panic!("unexpected opcode {c:#x}"),
+        };
+    }
+    assert_eq!(pc, prog.len(), "jumped past the filter's first instruction");
+    None
+}
+
+#[test]
+fn the_stub_routes_each_architecture_to_its_limit() {
+    const X86_64: u32 = 0xc000_003e;
+    const I386: u32 = 0x4000_0003;
+    const S390X: u32 = 0x8000_0016;
+    const X32: u32 = 0x4000_0000;
+    let names = ["read", "write", "rseq"];
+    let all = [
+        ScmpArch::X8664,
+        ScmpArch::X86,
+        ScmpArch::X32,
+        ScmpArch::S390X,
+    ];
+    let prog = stub(&Limits::find(&all, &names));
+    let enosys = Some(enosys::RET_ENOSYS);
+    for (arch, nr, want) in [
+        (X86_64, 0, None),
+        (X86_64, 334, None),
+        (X86_64, 335, enosys),
+        (X86_64, 462, enosys),
+        (X86_64, X32, None),
+        (X86_64, X32 + 334, None),
+        (X86_64, X32 + 335, enosys),
+        (I386, 386, None),
+        (I386, 387, enosys),
+        // s390x: rseq is 383; syscall 0 is the multiplexer unknown numbers end in.
+        (S390X, 0, enosys),
+        (S390X, 383, None),
+        (S390X, 384, enosys),
+        (0x1234, 9999, None),
+    ] {
+        assert_eq!(run_stub(&prog, arch, nr), want, "arch {arch:#x} nr {nr}");
+    }
+    // Without SCMP_ARCH_X32 in the profile, x32 calls go straight to the filter.
+    let prog = stub(&Limits::find(&[ScmpArch::X8664], &names));
+    assert_eq!(run_stub(&prog, X86_64, X32 + 999), None);
+    assert_eq!(run_stub(&prog, X86_64, 999), enosys);
+}
