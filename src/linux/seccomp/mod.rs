@@ -9,7 +9,8 @@
 //!   on the same argument in one rule, so, as runc does, a rule with a repeated argument
 //!   index is added as one rule per condition: the action then applies when ANY of its
 //!   conditions holds. A warning says so.
-//! - Syscall names libseccomp does not know are skipped with a warning.
+//! - Syscall names libseccomp does not know are skipped, with a debug line as in runc
+//!   (profiles name syscalls newer than the library; the ENOSYS stub covers those).
 //! - A rule whose action equals the default action is skipped (libseccomp refuses it).
 //! - no_new_privs is not set here (the runtime sets it when the config asks).
 //! - The filter is exported from libseccomp as BPF and loaded with seccomp(2) (prctl
@@ -92,8 +93,16 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
         .enumerate()
     {
         validate_syscall(sc, &format!("{f}.syscalls[{i}]"))?;
-        if sc.action() == Action::ScmpActNotify && !has_listener {
-            bail!("{f}.syscalls[{i}].action: SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath");
+        if sc.action() == Action::ScmpActNotify {
+            if !has_listener {
+                bail!(
+                    "{f}.syscalls[{i}].action: SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath"
+                );
+            }
+            let api = libseccomp::get_api();
+            if api < 6 {
+                bail!("{f}.syscalls[{i}].action: seccomp notify unsupported: API level: got {api}, want at least 6. Please try with libseccomp >= 2.5.0 and Linux >= 5.7");
+            }
         }
     }
     Ok(())
@@ -248,7 +257,7 @@ pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
         }
         for name in sc.names() {
             let Ok(nr) = ScmpSyscall::from_name(name) else {
-                logger::warn(&format!("{f}: unknown syscall {name:?} skipped"));
+                logger::debug(&format!("{f}: unknown seccomp syscall {name:?} ignored"));
                 continue;
             };
             for conds in &sets {
