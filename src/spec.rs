@@ -38,16 +38,20 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 /// Parses config.json; a type error names the JSON path of the bad value.
 pub fn parse(data: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(data);
-    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.starts_with("linux.seccomp") {
-            // runc's wording for a seccomp name it does not know or cannot apply.
-            let raw = serde_json::from_slice(data).unwrap_or_default();
-            if let Some(e) = seccomp::names::explain(&raw) {
-                return e;
+    let parsed = serde_path_to_error::deserialize(de);
+    if let Err(e) = &parsed {
+        if e.path().to_string().starts_with("linux.seccomp") {
+            // runc's reading: its words for a name it refuses, or no seccomp at all.
+            match seccomp::names::runc_reading(data) {
+                Some(Ok(without)) => return parse(&without),
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
         }
+    }
+    let spec: Spec = parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
         if path == "." {
             anyhow::anyhow!("config.json: {inner}")
         } else {

@@ -170,6 +170,17 @@ fn what_runc_ignores_in_a_profile_runs() {
 }
 
 #[test]
+fn a_section_without_default_action_or_rules_means_no_seccomp() {
+    let env = Env::new();
+    for profile in [json!({}), json!({"defaultAction": "", "syscalls": []})] {
+        let b = with_profile(&env, "grep '^Seccomp:' /proc/self/status", profile.clone());
+        let outs = side_by_side(|rt| env.rt_run(rt, &b));
+        assert_same(&profile.to_string(), &outs);
+        assert_eq!(outs[1].stdout, "Seccomp:\t0\n", "{profile}");
+    }
+}
+
+#[test]
 fn flags_runc_1_5_knows_are_applied() {
     // runc 1.5: TSYNC is accepted (nothing to synchronise), LOG and SPEC_ALLOW applied.
     let env = Env::new();

@@ -1,9 +1,9 @@
-//! runc's wording for seccomp names the config parser refuses. oci-spec's enums reject
-//! an unknown flag, architecture, action or operator with a generic serde message;
-//! when parsing fails inside `linux.seccomp`, this reads the raw JSON in the order
-//! runc checks it and says what runc would.
+//! runc's reading of a `linux.seccomp` the config parser refuses. oci-spec's enums
+//! reject an unknown flag, architecture, action or operator with a generic serde
+//! message, and it requires defaultAction; when parsing fails inside `linux.seccomp`,
+//! this reads the raw JSON in the order runc checks it and says what runc would.
 
-use anyhow::{anyhow, Error};
+use anyhow::{anyhow, Error, Result};
 use serde_json::Value;
 
 use super::flags::too_old;
@@ -57,10 +57,30 @@ const OPERATORS: &[&str] = &[
     "SCMP_CMP_MASKED_EQ",
 ];
 
-/// The first name in `config["linux"]["seccomp"]` that runc refuses, as runc words it
+/// What runc makes of a config.json whose `linux.seccomp` failed to parse: Some(Ok) with
+/// the config without it when runc takes it as "no seccomp" (neither a default action
+/// nor rules), Some(Err) with runc's words for a name it refuses, None otherwise.
+pub fn runc_reading(data: &[u8]) -> Option<Result<Vec<u8>>> {
+    let mut config: Value = serde_json::from_slice(data).ok()?;
+    let linux = config.get_mut("linux")?.as_object_mut()?;
+    let s = linux.get("seccomp").filter(|s| s.is_object())?;
+    // runc looks at this before anything else in the section.
+    let no_default = s
+        .get("defaultAction")
+        .is_none_or(|a| a.as_str() == Some(""));
+    let no_rules = s
+        .get("syscalls")
+        .is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.is_empty()));
+    if no_default && no_rules {
+        linux.remove("seccomp");
+        return Some(serde_json::to_vec(&config).map_err(Error::from));
+    }
+    explain(s).map(Err)
+}
+
+/// The first name in the seccomp section `s` that runc refuses, as runc words it
 /// (prefixed with the field); None when the names are fine.
-pub fn explain(config: &Value) -> Option<Error> {
-    let s = config.get("linux")?.get("seccomp")?;
+fn explain(s: &Value) -> Option<Error> {
     let f = "linux.seccomp";
     for (i, flag) in strings(s.get("flags")) {
         if flag == FLAG_WAIT_KILLABLE_RECV {
@@ -89,11 +109,6 @@ pub fn explain(config: &Value) -> Option<Error> {
     }
     let default = s.get("defaultAction").and_then(Value::as_str).unwrap_or("");
     let syscalls = s.get("syscalls").and_then(Value::as_array);
-    // runc takes neither a default action nor rules as "no seccomp"; oci-spec requires
-    // defaultAction, so its own message stands.
-    if default.is_empty() && syscalls.is_none_or(|v| v.is_empty()) {
-        return None;
-    }
     if !ACTIONS.contains(&default) {
         return Some(anyhow!(
             "{f}.defaultAction: string {default} is not a valid action for seccomp"

@@ -142,7 +142,8 @@ fn flags_follow_runc() {
 #[test]
 fn names_runc_refuses_are_worded_as_runc_words_them() {
     let explain = |s: serde_json::Value| {
-        names::explain(&json!({"linux": {"seccomp": s}})).map(|e| e.to_string())
+        let config = serde_json::to_vec(&json!({"linux": {"seccomp": s}})).unwrap();
+        names::runc_reading(&config).map(|r| r.unwrap_err().to_string())
     };
     let cases = [
         (json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG", "FOO"]}),
@@ -168,7 +169,27 @@ fn names_runc_refuses_are_worded_as_runc_words_them() {
         "{e}"
     );
     assert_eq!(explain(json!({"defaultAction": "SCMP_ACT_ALLOW"})), None);
-    assert_eq!(explain(json!({})), None);
+}
+
+#[test]
+fn neither_default_action_nor_rules_means_no_seccomp() {
+    for s in [
+        json!({}),
+        json!({"defaultAction": "", "syscalls": []}),
+        json!({"flags": ["SECCOMP_FILTER_FLAG_BOGUS"], "syscalls": null}),
+    ] {
+        let config = serde_json::to_vec(&json!({"linux": {"seccomp": s, "x": 1}})).unwrap();
+        let got = names::runc_reading(&config).unwrap().unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!(got, json!({"linux": {"x": 1}}), "{s}");
+    }
+    let config =
+        json!({"linux": {"seccomp": {"syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW"}]}}});
+    let e = names::runc_reading(&serde_json::to_vec(&config).unwrap()).unwrap();
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "linux.seccomp.defaultAction: string  is not a valid action for seccomp"
+    );
 }
 
 /// Runs the stub as the kernel would for (arch, nr): Some(return value), or None when it
