@@ -39,26 +39,28 @@ const AUDIT_X86_64: u32 = 0xc000_003e;
 const AUDIT_S390: u32 = 0x0000_0016;
 const AUDIT_S390X: u32 = 0x8000_0016;
 
-/// The kernel's architecture value for a libseccomp one (x32 shares x86_64's).
-fn audit_arch(a: ScmpArch) -> Option<u32> {
+/// The kernel's architecture value for a libseccomp one (x32 shares x86_64's), and the
+/// name runc's messages use for it.
+pub(super) fn audit_arch(a: ScmpArch) -> Option<(u32, &'static str)> {
     Some(match a {
-        ScmpArch::X86 => 0x4000_0003,
-        ScmpArch::X8664 | ScmpArch::X32 => AUDIT_X86_64,
-        ScmpArch::Arm => 0x4000_0028,
-        ScmpArch::Aarch64 => 0xc000_00b7,
-        ScmpArch::Loongarch64 => 0xc000_0102,
-        ScmpArch::Mips => 0x0000_0008,
-        ScmpArch::Mips64 => 0x8000_0008,
-        ScmpArch::Mips64N32 => 0xa000_0008,
-        ScmpArch::Mipsel => 0x4000_0008,
-        ScmpArch::Mipsel64 => 0xc000_0008,
-        ScmpArch::Mipsel64N32 => 0xe000_0008,
-        ScmpArch::Ppc => 0x0000_0014,
-        ScmpArch::Ppc64 => 0x8000_0015,
-        ScmpArch::Ppc64Le => 0xc000_0015,
-        ScmpArch::S390 => AUDIT_S390,
-        ScmpArch::S390X => AUDIT_S390X,
-        ScmpArch::Riscv64 => 0xc000_00f3,
+        ScmpArch::X86 => (0x4000_0003, "x86"),
+        ScmpArch::X8664 => (AUDIT_X86_64, "amd64"),
+        ScmpArch::X32 => (AUDIT_X86_64, "x32"),
+        ScmpArch::Arm => (0x4000_0028, "arm"),
+        ScmpArch::Aarch64 => (0xc000_00b7, "arm64"),
+        ScmpArch::Loongarch64 => (0xc000_0102, "loong64"),
+        ScmpArch::Mips => (0x0000_0008, "mips"),
+        ScmpArch::Mips64 => (0x8000_0008, "mips64"),
+        ScmpArch::Mips64N32 => (0xa000_0008, "mips64n32"),
+        ScmpArch::Mipsel => (0x4000_0008, "mipsel"),
+        ScmpArch::Mipsel64 => (0xc000_0008, "mipsel64"),
+        ScmpArch::Mipsel64N32 => (0xe000_0008, "mipsel64n32"),
+        ScmpArch::Ppc => (0x0000_0014, "ppc"),
+        ScmpArch::Ppc64 => (0x8000_0015, "ppc64"),
+        ScmpArch::Ppc64Le => (0xc000_0015, "ppc64le"),
+        ScmpArch::S390 => (AUDIT_S390, "s390"),
+        ScmpArch::S390X => (AUDIT_S390X, "s390x"),
+        ScmpArch::Riscv64 => (0xc000_00f3, "riscv64"),
         _ => return None,
     })
 }
@@ -82,7 +84,7 @@ impl Limits {
         all.push(ScmpArch::native());
         let mut out = Limits::default();
         for arch in all {
-            let Some(audit) = audit_arch(arch) else {
+            let Some((audit, arch_name)) = audit_arch(arch) else {
                 continue;
             };
             let highest = names
@@ -92,7 +94,7 @@ impl Limits {
                 .filter(|nr| *nr > 0)
                 .max();
             let Some(highest) = highest else {
-                logger::warn(&format!("could not find any syscalls for arch {arch:?}"));
+                logger::warn(&format!("could not find any syscalls for arch {arch_name}"));
                 continue;
             };
             let limit = out.0.entry(audit).or_default();

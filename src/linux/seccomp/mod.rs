@@ -68,6 +68,12 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
     }
     action(s.default_action(), s.default_errno_ret())
         .with_context(|| format!("{f}.defaultErrnoRet"))?;
+    if s.default_errno_ret().is_some() && !takes_errno(s.default_action()) {
+        logger::warn(&format!(
+            "{f}.defaultErrnoRet: ignored for {} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return it)",
+            s.default_action()
+        ));
+    }
     for (i, a) in s
         .architectures()
         .as_deref()

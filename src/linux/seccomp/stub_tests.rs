@@ -254,3 +254,32 @@ fn the_stub_routes_each_architecture_to_its_limit() {
     assert_eq!(run_stub(&prog, X86_64, X32 + 999), None);
     assert_eq!(run_stub(&prog, X86_64, 999), enosys);
 }
+
+#[test]
+fn audit_arch_values_are_the_kernels() {
+    // libseccomp's SCMP_ARCH_* tokens (oci-spec's enum values) are the AUDIT_ARCH_*
+    // values, except x32's, which the kernel reports as x86_64.
+    for a in [
+        Arch::ScmpArchX86,
+        Arch::ScmpArchX86_64,
+        Arch::ScmpArchArm,
+        Arch::ScmpArchAarch64,
+        Arch::ScmpArchMips,
+        Arch::ScmpArchMips64,
+        Arch::ScmpArchMips64n32,
+        Arch::ScmpArchMipsel,
+        Arch::ScmpArchMipsel64,
+        Arch::ScmpArchMipsel64n32,
+        Arch::ScmpArchPpc,
+        Arch::ScmpArchPpc64,
+        Arch::ScmpArchPpc64le,
+        Arch::ScmpArchS390,
+        Arch::ScmpArchS390x,
+        Arch::ScmpArchRiscv64,
+    ] {
+        let (audit, _) = enosys::audit_arch(scmp_arch(a).unwrap()).unwrap();
+        assert_eq!(audit, a as u32, "{a}");
+    }
+    let (x32, name) = enosys::audit_arch(ScmpArch::X32).unwrap();
+    assert_eq!((x32, name), (Arch::ScmpArchX86_64 as u32, "x32"));
+}
