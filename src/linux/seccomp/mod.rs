@@ -12,7 +12,8 @@
 //! - Syscall names libseccomp does not know are skipped, with a debug line as in runc
 //!   (profiles name syscalls newer than the library; the ENOSYS stub covers those).
 //! - A rule whose action equals the default action is skipped (libseccomp refuses it).
-//! - no_new_privs is not set here (the runtime sets it when the config asks).
+//! - no_new_privs is not set here (the runtime sets it when the config asks); libseccomp
+//!   only generates the program, it never loads it.
 //! - The filter is exported from libseccomp as BPF and loaded with seccomp(2) (prctl
 //!   when no flag is set), as runc does, so that the ENOSYS stub (enosys.rs) runs first.
 
@@ -227,8 +228,6 @@ fn condition_sets(args: &[LinuxSeccompArg]) -> (Vec<Vec<ScmpArgCompare>>, bool) 
 pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
     let default = action(s.default_action(), s.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).context("linux.seccomp.defaultAction")?;
-    ctx.set_ctl_nnp(false)
-        .context("seccomp: turn off no_new_privs on load")?;
     let mut archs = Vec::new();
     for a in s.architectures().as_deref().unwrap_or_default() {
         let arch = scmp_arch(*a).context("linux.seccomp.architectures")?;
