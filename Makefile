@@ -4,7 +4,7 @@ CARGO ?= cargo
 TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 BIN := target/$(TARGET)/release/paddock
 # glibc linked statically, non-PIE: one self-contained binary that ldd calls "not a dynamic
-# executable" and that starts without relocation work (libseccomp is static via build.rs).
+# executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
 APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
 # test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).

@@ -119,23 +119,9 @@ fn default_root() -> PathBuf {
     }
 }
 
-#[repr(C)]
-struct ScmpVersion {
-    major: libc::c_uint,
-    minor: libc::c_uint,
-    micro: libc::c_uint,
-}
-
-extern "C" {
-    fn seccomp_version() -> *const ScmpVersion;
-}
-
 fn version() -> String {
-    // SAFETY: libseccomp returns a pointer to a static struct.
-    let v = unsafe { seccomp_version().as_ref() };
-    let seccomp = v.map_or("unknown".to_string(), |v| {
-        format!("{}.{}.{}", v.major, v.minor, v.micro)
-    });
+    let seccomp =
+        libseccomp::ScmpVersion::current().map_or("unknown".to_string(), |v| v.to_string());
     format!(
         "paddock version {}\nspec: {}\nlibseccomp: {seccomp}\n",
         env!("CARGO_PKG_VERSION"),

@@ -59,7 +59,18 @@ pub fn parse_lenient(data: &[u8]) -> Result<(Spec, Vec<String>)> {
 /// Parses config.json; a type error names the JSON path of the bad value.
 pub fn parse(data: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(data);
-    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize(de);
+    if let Err(e) = &parsed {
+        if e.path().to_string().starts_with("linux.seccomp") {
+            // runc's reading: its words for a name it refuses, or no seccomp at all.
+            match seccomp::names::runc_reading(data) {
+                Some(Ok(without)) => return parse(&without),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+    let spec: Spec = parsed.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {

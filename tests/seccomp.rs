@@ -185,22 +185,34 @@ fn invalid_profiles_fail_create_naming_the_field() {
     let cases = [
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                {"names": ["getcwd"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}),
-            "linux.seccomp.syscalls[0]",
+                {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5000}]}),
+            "linux.seccomp.syscalls[0].errnoRet",
         ),
         (
-            json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 1}),
-            "linux.seccomp.defaultErrnoRet",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getcwd"],
+                "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+            "linux.seccomp.syscalls[0].args[0].index: syscalls only have up to 6 arguments",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NATIVE"]}),
+            "string SCMP_ARCH_NATIVE is not a valid arch for seccomp",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}),
+            "linux.seccomp.flags[0]: seccomp flag SECCOMP_FILTER_FLAG_BOGUS is not known",
         ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                 {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
             "linux.seccomp.syscalls[0]",
         ),
-        (json!({"defaultAction": "SCMP_ACT_NOPE"}), "linux.seccomp"),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOPE"}),
+            "linux.seccomp.defaultAction: string SCMP_ACT_NOPE is not a valid action for seccomp",
+        ),
         (
             json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}),
-            "linux.seccomp.architectures",
+            "linux.seccomp.architectures[0]: string SCMP_ARCH_VAX is not a valid arch for seccomp",
         ),
     ];
     for (profile, field) in cases {

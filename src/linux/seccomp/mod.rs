@@ -1,38 +1,42 @@
-//! `linux.seccomp`: validate the profile, build it with libseccomp, load it as the last
-//! step before execve, and hand a notify listener fd to the seccomp agent.
+//! `linux.seccomp`: validate the profile, build it with libseccomp, put runc's ENOSYS
+//! stub in front, load it as the last step before execve, and hand a notify listener
+//! fd to the seccomp agent.
 //!
-//! Semantics, matching runc where the spec leaves room:
-//! - `SCMP_ACT_KILL` is KILL_THREAD; ERRNO and TRACE take `errnoRet` (default EPERM).
-//! - The conditions of one rule are ANDed (one `seccomp_rule_add_array` call). libseccomp
-//!   refuses two conditions on the same argument in one rule (EINVAL), so, as runc does,
-//!   a rule with a repeated argument index is added as one rule per condition: the action
-//!   then applies when ANY of its conditions holds. A warning says so.
-//! - Syscall names libseccomp does not know are skipped with a warning.
+//! Semantics, matching runc 1.5:
+//! - `SCMP_ACT_KILL` is KILL_THREAD; ERRNO and TRACE take `errnoRet` (default EPERM);
+//!   the other actions ignore it (with a warning here).
+//! - The conditions of one rule are ANDed (one rule). libseccomp refuses two conditions
+//!   on the same argument in one rule, so, as runc does, a rule with a repeated argument
+//!   index is added as one rule per condition: the action then applies when ANY of its
+//!   conditions holds. A warning says so.
+//! - Syscall names libseccomp does not know are skipped, with a debug line as in runc
+//!   (profiles name syscalls newer than the library; the ENOSYS stub covers those).
 //! - A rule whose action equals the default action is skipped (libseccomp refuses it).
-//! - no_new_privs is not set by libseccomp (the runtime sets it when the config asks).
-//!
-//! ENOSYS for syscalls newer than the profile: runc patches the generated BPF so that any
-//! syscall numbered above the highest one the profile names returns ENOSYS, letting libc
-//! fall back (clone3 -> clone, faccessat2 -> faccessat). We do the same with ordinary
-//! rules when the default action is ERRNO or KILL: every native syscall that libseccomp
-//! knows, is numbered above the profile's highest, and is not named gets ERRNO(ENOSYS);
-//! clone3 gets it too whenever the profile does not name it (as Docker's profile does).
-//! Limitation: syscalls newer than libseccomp's own table (2.5.4 on Debian 12 knows up to
-//! futex_requeue, 456) cannot be named at all and keep the default action.
+//! - no_new_privs is not set here (the runtime sets it when the config asks); libseccomp
+//!   only generates the program, it never loads it.
+//! - The filter is exported from libseccomp as BPF and loaded with seccomp(2) (prctl
+//!   when no flag is set), as runc does, so that the ENOSYS stub (enosys.rs) runs first.
 
-mod ffi;
+mod enosys;
+mod flags;
+pub mod names;
 pub mod notify;
+#[cfg(test)]
+mod stub_tests;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;
-use std::ffi::c_int;
+use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompFilterFlag as Flag,
-    LinuxSeccompOperator as Op, LinuxSyscall,
+    Arch, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg, LinuxSeccompOperator as Op,
+    LinuxSyscall,
 };
 
 use crate::logger;
@@ -46,28 +50,41 @@ const MAX_ARG_INDEX: usize = 5;
 /// Syscalls the runtime itself makes after the filter is loaded to hand the listener fd
 /// to its parent; notifying them would wait for an agent that has not got the fd yet.
 const NO_NOTIFY: &[&str] = &["write", "send", "sendto", "sendmsg"];
-/// Native syscall numbers scanned for the ENOSYS rules (every arch's table ends below).
-const SCAN_LIMIT: c_int = 1024;
+/// runc turns on binary-tree lookups only for profiles larger than this.
+const OPTIMIZE_ABOVE: usize = 32;
 
-/// A built libseccomp filter, ready to load.
-#[derive(Debug)]
+/// A finished BPF program and the seccomp(2) flags to load it with.
 pub struct Filter {
-    ctx: ffi::Ctx,
-    notify: bool,
+    program: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
 }
 
-/// Checks everything that does not depend on the kernel; each error names the field.
-/// (oci-spec has already refused unknown action, operator, arch and flag names.)
+/// Checks everything that does not depend on the container; each error names the field.
+/// (oci-spec has already refused unknown action, operator, arch and flag names; the
+/// config loader words those as runc does, see names.rs.)
 pub fn validate(s: &LinuxSeccomp) -> Result<()> {
     let f = "linux.seccomp";
     if s.default_action() == Action::ScmpActNotify {
-        bail!("{f}.defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
+        bail!("{f}.defaultAction: SCMP_ACT_NOTIFY cannot be used as default action");
     }
-    action_value(s.default_action(), s.default_errno_ret())
+    action(s.default_action(), s.default_errno_ret())
         .with_context(|| format!("{f}.defaultErrnoRet"))?;
-    for a in s.architectures().as_deref().unwrap_or_default() {
-        arch_token(*a).with_context(|| format!("{f}.architectures"))?;
+    if s.default_errno_ret().is_some() && !takes_errno(s.default_action()) {
+        logger::warn(&format!(
+            "{f}.defaultErrnoRet: ignored for {} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return it)",
+            s.default_action()
+        ));
     }
+    for (i, a) in s
+        .architectures()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        scmp_arch(*a).with_context(|| format!("{f}.architectures[{i}]"))?;
+    }
+    flags::filter_flags(s)?;
     let has_listener = s
         .listener_path()
         .as_ref()
@@ -83,30 +100,41 @@ pub fn validate(s: &LinuxSeccomp) -> Result<()> {
         .enumerate()
     {
         validate_syscall(sc, &format!("{f}.syscalls[{i}]"))?;
-        if sc.action() == Action::ScmpActNotify && !has_listener {
-            bail!("{f}.syscalls[{i}].action: SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath");
+        if sc.action() == Action::ScmpActNotify {
+            if !has_listener {
+                bail!(
+                    "{f}.syscalls[{i}].action: SCMP_ACT_NOTIFY requires linux.seccomp.listenerPath"
+                );
+            }
+            let api = libseccomp::get_api();
+            if api < 6 {
+                bail!("{f}.syscalls[{i}].action: seccomp notify unsupported: API level: got {api}, want at least 6. Please try with libseccomp >= 2.5.0 and Linux >= 5.7");
+            }
         }
     }
     Ok(())
 }
 
 fn validate_syscall(sc: &LinuxSyscall, f: &str) -> Result<()> {
-    if sc.names().is_empty() {
-        bail!("{f}.names: must contain at least one syscall name");
-    }
     for (j, n) in sc.names().iter().enumerate() {
         if n.is_empty() || n.contains('\0') {
             bail!("{f}.names[{j}]: invalid syscall name {n:?}");
         }
         if sc.action() == Action::ScmpActNotify && NO_NOTIFY.contains(&n.as_str()) {
-            bail!("{f}.action: SCMP_ACT_NOTIFY cannot be used for {n} (the runtime needs it to pass the listener fd)");
+            bail!("{f}.action: SCMP_ACT_NOTIFY cannot be used for the {n} syscall (the runtime needs it to pass the listener fd)");
         }
     }
-    action_value(sc.action(), sc.errno_ret()).with_context(|| format!("{f}.errnoRet"))?;
+    action(sc.action(), sc.errno_ret()).with_context(|| format!("{f}.errnoRet"))?;
+    if sc.errno_ret().is_some() && !takes_errno(sc.action()) {
+        logger::warn(&format!(
+            "{f}.errnoRet: ignored for {} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return it)",
+            sc.action()
+        ));
+    }
     for (j, a) in sc.args().as_deref().unwrap_or_default().iter().enumerate() {
         if a.index() > MAX_ARG_INDEX {
             bail!(
-                "{f}.args[{j}].index: {} is out of range (0 to {MAX_ARG_INDEX})",
+                "{f}.args[{j}].index: syscalls only have up to 6 arguments ({} given)",
                 a.index()
             );
         }
@@ -114,138 +142,118 @@ fn validate_syscall(sc: &LinuxSyscall, f: &str) -> Result<()> {
     Ok(())
 }
 
-/// The libseccomp action value; errors when an errno is given to an action without one.
-fn action_value(a: Action, errno_ret: Option<u32>) -> Result<u32> {
-    let plain = |v: u32| match errno_ret {
-        None => Ok(v),
-        Some(_) => bail!("only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not {a}"),
-    };
-    match a {
+fn takes_errno(a: Action) -> bool {
+    matches!(a, Action::ScmpActErrno | Action::ScmpActTrace)
+}
+
+/// The libseccomp action; `errno_ret` is used by ERRNO and TRACE only, as in runc.
+fn action(a: Action, errno_ret: Option<u32>) -> Result<ScmpAction> {
+    let e = errno_ret.unwrap_or(libc::EPERM as u32);
+    Ok(match a {
         Action::ScmpActErrno => {
-            let e = errno_ret.unwrap_or(libc::EPERM as u32);
             if e > MAX_ERRNO {
                 bail!("errno {e} is out of range (0 to {MAX_ERRNO})");
             }
-            Ok(ffi::act_errno(e))
+            ScmpAction::Errno(e as i32)
         }
         Action::ScmpActTrace => {
-            let e = errno_ret.unwrap_or(libc::EPERM as u32);
-            if e > 0xffff {
-                bail!("trace value {e} is out of range (0 to 65535)");
-            }
-            Ok(ffi::act_trace(e))
+            let v = u16::try_from(e)
+                .map_err(|_| anyhow::anyhow!("trace value {e} is out of range (0 to 65535)"))?;
+            ScmpAction::Trace(v)
         }
-        Action::ScmpActKill | Action::ScmpActKillThread => plain(ffi::ACT_KILL_THREAD),
-        Action::ScmpActKillProcess => plain(ffi::ACT_KILL_PROCESS),
-        Action::ScmpActTrap => plain(ffi::ACT_TRAP),
-        Action::ScmpActLog => plain(ffi::ACT_LOG),
-        Action::ScmpActAllow => plain(ffi::ACT_ALLOW),
-        Action::ScmpActNotify => plain(ffi::ACT_NOTIFY),
-    }
+        Action::ScmpActKill | Action::ScmpActKillThread => ScmpAction::KillThread,
+        Action::ScmpActKillProcess => ScmpAction::KillProcess,
+        Action::ScmpActTrap => ScmpAction::Trap,
+        Action::ScmpActLog => ScmpAction::Log,
+        Action::ScmpActAllow => ScmpAction::Allow,
+        Action::ScmpActNotify => ScmpAction::Notify,
+    })
 }
 
-fn arch_token(a: Arch) -> Result<u32> {
-    let name = match a {
-        Arch::ScmpArchNative => return Ok(ffi::arch_native()),
-        Arch::ScmpArchX86 => "x86",
-        Arch::ScmpArchX86_64 => "x86_64",
-        Arch::ScmpArchX32 => "x32",
-        Arch::ScmpArchArm => "arm",
-        Arch::ScmpArchAarch64 => "aarch64",
-        Arch::ScmpArchMips => "mips",
-        Arch::ScmpArchMips64 => "mips64",
-        Arch::ScmpArchMips64n32 => "mips64n32",
-        Arch::ScmpArchMipsel => "mipsel",
-        Arch::ScmpArchMipsel64 => "mipsel64",
-        Arch::ScmpArchMipsel64n32 => "mipsel64n32",
-        Arch::ScmpArchPpc => "ppc",
-        Arch::ScmpArchPpc64 => "ppc64",
-        Arch::ScmpArchPpc64le => "ppc64le",
-        Arch::ScmpArchS390 => "s390",
-        Arch::ScmpArchS390x => "s390x",
-        Arch::ScmpArchRiscv64 => "riscv64",
-    };
-    ffi::arch_resolve(name).with_context(|| format!("{a}: not supported by this libseccomp"))
+fn scmp_arch(a: Arch) -> Result<ScmpArch> {
+    Ok(match a {
+        Arch::ScmpArchNative => bail!("string SCMP_ARCH_NATIVE is not a valid arch for seccomp"),
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+    })
 }
 
-fn cmp(a: &oci_spec::runtime::LinuxSeccompArg) -> ffi::ScmpArgCmp {
-    let op = match a.op() {
-        Op::ScmpCmpNe => ffi::CMP_NE,
-        Op::ScmpCmpLt => ffi::CMP_LT,
-        Op::ScmpCmpLe => ffi::CMP_LE,
-        Op::ScmpCmpEq => ffi::CMP_EQ,
-        Op::ScmpCmpGe => ffi::CMP_GE,
-        Op::ScmpCmpGt => ffi::CMP_GT,
-        Op::ScmpCmpMaskedEq => ffi::CMP_MASKED_EQ,
-    };
+fn cmp(a: &LinuxSeccompArg) -> ScmpArgCompare {
     // For MASKED_EQ, value is the mask and valueTwo the value compared (as in runc).
-    ffi::ScmpArgCmp {
-        arg: a.index() as u32,
-        op,
-        datum_a: a.value(),
-        datum_b: a.value_two().unwrap_or(0),
-    }
+    let (op, datum) = match a.op() {
+        Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, a.value()),
+        Op::ScmpCmpLt => (ScmpCompareOp::Less, a.value()),
+        Op::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, a.value()),
+        Op::ScmpCmpEq => (ScmpCompareOp::Equal, a.value()),
+        Op::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, a.value()),
+        Op::ScmpCmpGt => (ScmpCompareOp::Greater, a.value()),
+        Op::ScmpCmpMaskedEq => (
+            ScmpCompareOp::MaskedEqual(a.value()),
+            a.value_two().unwrap_or(0),
+        ),
+    };
+    ScmpArgCompare::new(a.index() as u32, op, datum)
 }
 
 /// The condition sets to add for one rule: all conditions together (ANDed), or, when an
 /// argument index repeats, one set per condition (see the module comment).
-fn condition_sets(
-    args: &[oci_spec::runtime::LinuxSeccompArg],
-) -> (Vec<Vec<ffi::ScmpArgCmp>>, bool) {
-    let conds: Vec<_> = args.iter().map(cmp).collect();
+fn condition_sets(args: &[LinuxSeccompArg]) -> (Vec<Vec<ScmpArgCompare>>, bool) {
     let mut seen = HashSet::new();
-    let repeated = conds.iter().any(|c| !seen.insert(c.arg));
+    let repeated = args.iter().any(|a| !seen.insert(a.index()));
+    let conds = args.iter().map(cmp);
     if repeated {
-        (conds.into_iter().map(|c| vec![c]).collect(), true)
+        (conds.map(|c| vec![c]).collect(), true)
     } else {
-        (vec![conds], false)
+        (vec![conds.collect()], false)
     }
 }
 
-/// Builds the filter in memory; nothing is loaded into the kernel. `s` has passed
+/// Builds the program in memory; nothing is loaded into the kernel. `s` has passed
 /// `validate` already: spec::load checks it, and exec uses the copy saved at create.
 pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
-    let default = action_value(s.default_action(), s.default_errno_ret())?;
-    let mut ctx = ffi::Ctx::new(default).context("linux.seccomp.defaultAction")?;
-    ctx.attr_set(ffi::FLTATR_CTL_NNP, 0)
-        .context("seccomp: turn off no_new_privs on load")?;
-    // Report the kernel's own errno when loading fails, not a generic ECANCELED.
-    ctx.attr_set(ffi::FLTATR_API_SYSRAWRC, 1)
-        .context("seccomp: ask for raw return codes")?;
-    // A binary tree of syscalls keeps lookups short in large profiles.
-    ctx.attr_set(ffi::FLTATR_CTL_OPTIMIZE, 2)
-        .context("seccomp: set the optimization level")?;
+    let default = action(s.default_action(), s.default_errno_ret())?;
+    let mut ctx = ScmpFilterContext::new(default).context("linux.seccomp.defaultAction")?;
+    let mut archs = Vec::new();
     for a in s.architectures().as_deref().unwrap_or_default() {
-        let token = arch_token(*a).context("linux.seccomp.architectures")?;
-        ctx.arch_add(token)
+        let arch = scmp_arch(*a).context("linux.seccomp.architectures")?;
+        ctx.add_arch(arch)
             .with_context(|| format!("linux.seccomp.architectures: add {a}"))?;
+        archs.push(arch);
     }
-    for flag in s.flags().as_deref().unwrap_or_default() {
-        let attr = match flag {
-            Flag::SeccompFilterFlagTsync => ffi::FLTATR_CTL_TSYNC,
-            Flag::SeccompFilterFlagLog => ffi::FLTATR_CTL_LOG,
-            Flag::SeccompFilterFlagSpecAllow => ffi::FLTATR_CTL_SSB,
-        };
-        ctx.attr_set(attr, 1)
-            .with_context(|| format!("linux.seccomp.flags: {flag}: not supported"))?;
-    }
-
-    let mut notify = false;
-    let mut named: HashSet<&str> = HashSet::new();
-    for (i, sc) in s
-        .syscalls()
-        .as_deref()
-        .unwrap_or_default()
+    let mut flags = flags::filter_flags(s)?;
+    let syscalls = s.syscalls().as_deref().unwrap_or_default();
+    let names: Vec<&str> = syscalls
         .iter()
-        .enumerate()
-    {
+        .flat_map(|sc| sc.names().iter().map(String::as_str))
+        .collect();
+    if names.len() > OPTIMIZE_ABOVE {
+        // A binary tree keeps lookups short; an old libseccomp without it still works.
+        let _ = ctx.set_ctl_optimize(2);
+    }
+    for (i, sc) in syscalls.iter().enumerate() {
         let f = format!("linux.seccomp.syscalls[{i}]");
-        named.extend(sc.names().iter().map(String::as_str));
-        let act = action_value(sc.action(), sc.errno_ret()).with_context(|| f.clone())?;
+        let act = action(sc.action(), sc.errno_ret()).with_context(|| f.clone())?;
         if act == default {
             continue;
         }
-        notify |= sc.action() == Action::ScmpActNotify;
+        if sc.action() == Action::ScmpActNotify {
+            flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        }
         let (sets, split) = condition_sets(sc.args().as_deref().unwrap_or_default());
         if split {
             logger::warn(&format!(
@@ -253,78 +261,101 @@ pub fn build(s: &LinuxSeccomp) -> Result<Filter> {
             ));
         }
         for name in sc.names() {
-            let Some(nr) = ffi::syscall_resolve(name) else {
-                logger::warn(&format!("{f}: unknown syscall {name:?} skipped"));
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                logger::debug(&format!("{f}: unknown seccomp syscall {name:?} ignored"));
                 continue;
             };
             for conds in &sets {
-                ctx.rule_add(act, nr, conds)
+                ctx.add_rule_conditional(act, nr, conds)
                     .with_context(|| format!("{f}: add rule for {name}"))?;
             }
         }
     }
-
-    let enosys = ffi::act_errno(libc::ENOSYS as u32);
-    if default != enosys && wants_enosys(s.default_action()) {
-        for (name, nr) in enosys_syscalls(&named) {
-            ctx.rule_add(enosys, nr, &[])
-                .with_context(|| format!("seccomp: add ENOSYS rule for {name}"))?;
-        }
-    }
-    Ok(Filter { ctx, notify })
+    let mut program = if wants_enosys(default) {
+        enosys::stub(&enosys::Limits::find(&archs, &names))
+    } else {
+        Vec::new()
+    };
+    program.extend(export(&ctx)?);
+    logger::debug(&format!("seccomp filter flags: {flags}"));
+    Ok(Filter { program, flags })
 }
 
-/// Default actions for which an unknown (newer) syscall should rather see ENOSYS.
-fn wants_enosys(a: Action) -> bool {
-    matches!(
-        a,
-        Action::ScmpActErrno
-            | Action::ScmpActKill
-            | Action::ScmpActKillThread
-            | Action::ScmpActKillProcess
-    )
+/// runc's rule: the stub goes in front unless the default action lets calls through
+/// (ALLOW, LOG, TRACE). A default of ERRNO(ENOSYS) already says the same.
+fn wants_enosys(default: ScmpAction) -> bool {
+    !matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    ) && default != ScmpAction::Errno(libc::ENOSYS)
 }
 
-/// Native syscalls newer than every syscall the profile names (plus clone3), that the
-/// profile does not name: they get ERRNO(ENOSYS). Empty when the profile names nothing.
-fn enosys_syscalls(named: &HashSet<&str>) -> Vec<(String, c_int)> {
-    let native = ffi::arch_native();
-    let highest = named
-        .iter()
-        .filter_map(|n| ffi::syscall_resolve(n))
-        .filter(|nr| *nr >= 0)
-        .max();
-    let mut out = Vec::new();
-    if let Some(highest) = highest {
-        for nr in highest + 1..SCAN_LIMIT {
-            if let Some(name) = ffi::syscall_name(native, nr) {
-                if !named.contains(name.as_str()) {
-                    out.push((name, nr));
-                }
-            }
-        }
+/// libseccomp's BPF program for `ctx`, read back through a memfd.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    // SAFETY: a valid C string; a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"seccomp-bpf".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("seccomp: memfd for the program");
     }
-    if !named.contains("clone3") && !out.iter().any(|(n, _)| n == "clone3") {
-        if let Some(nr) = ffi::syscall_resolve("clone3") {
-            out.push(("clone3".to_string(), nr));
-        }
-    }
-    out
+    // SAFETY: fd is new and owned by nothing else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    ctx.export_bpf(&file)
+        .context("seccomp: export the filter program")?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .context("seccomp: read the filter program")?;
+    // struct sock_filter: u16 code, u8 jt, u8 jf, u32 k, in host byte order.
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| libc::sock_filter {
+            code: u16::from_ne_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect())
 }
 
-/// Loads the filter into the calling thread (and, with TSYNC, its siblings). Returns the
-/// listener fd when a rule uses SCMP_ACT_NOTIFY. Needs no_new_privs or CAP_SYS_ADMIN.
+/// Loads the filter into the calling thread. Returns the listener fd when a rule uses
+/// SCMP_ACT_NOTIFY. Needs no_new_privs or CAP_SYS_ADMIN.
 pub fn load(f: Filter) -> Result<Option<OwnedFd>> {
-    let mut f = f;
-    f.ctx.load().context("seccomp: load the filter")?;
-    if !f.notify {
+    let len = u16::try_from(f.program.len()).context("seccomp: the filter is too long")?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: f.program.as_ptr().cast_mut(),
+    };
+    let prog_ptr: *const libc::sock_fprog = &prog;
+    let rc = if f.flags == 0 {
+        // SAFETY: prog points to a valid program that outlives the call; the kernel copies it.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                prog_ptr,
+                0,
+                0,
+            )
+        }
+        .into()
+    } else {
+        // SAFETY: as above; the flags are the kernel's SECCOMP_FILTER_FLAG_* bits.
+        unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                f.flags,
+                prog_ptr,
+            )
+        }
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error()).context("seccomp: load the filter");
+    }
+    if f.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         return Ok(None);
     }
-    let fd = f
-        .ctx
-        .notify_fd()
-        .context("seccomp: get the notify listener fd")?;
-    // SAFETY: the kernel made this fd (O_CLOEXEC) for this load; libseccomp only keeps
-    // its number and never closes or uses it again, so we take ownership.
+    let fd = i32::try_from(rc).context("seccomp: listener fd out of range")?;
+    // SAFETY: the kernel made this fd (O_CLOEXEC) for this load and nothing else owns it.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
