@@ -42,19 +42,9 @@ impl Drop for HostTmpfs {
     }
 }
 
-/// A bundle from `runc spec` running `sh -c script`. Its ambient capabilities
-/// are dropped: paddock refusing them is issue 10 item 1, not a mount matter.
+/// A bundle from `runc spec` running `sh -c script`.
 fn sh_bundle(env: &Env, script: &str) -> Bundle {
-    let mut b = env.runc_spec_bundle(&["sh", "-c", script]);
-    b.config(|c| {
-        drop(
-            c["process"]["capabilities"]
-                .as_object_mut()
-                .unwrap()
-                .remove("ambient"),
-        )
-    });
-    b
+    env.runc_spec_bundle(&["sh", "-c", script])
 }
 
 /// The per-mount options (mountinfo field 6) of mount point `dst` in `mountinfo`.

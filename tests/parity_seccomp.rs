@@ -17,12 +17,6 @@ fn with_profile(env: &Env, script: &str, profile: Value) -> Bundle {
     let mut b = env.runc_spec_bundle(&["sh", "-c", script]);
     b.config(|c| {
         c["linux"]["seccomp"] = profile;
-        // runc spec's ambient set is not inside its inheritable one; paddock's handling of
-        // that is another case (issue #10 item 1): these cases test seccomp alone.
-        c["process"]["capabilities"]
-            .as_object_mut()
-            .unwrap()
-            .remove("ambient");
     });
     b
 }
