@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources, Spec};
 
 use super::{v1, v2, Cgroup};
 
@@ -205,10 +205,25 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
             .with_context(|| format!("linux.resources.hugepageLimits[{i}].pageSize"))?;
     }
     for (i, d) in r.devices().iter().flatten().enumerate() {
-        let access = d.access().as_deref().unwrap_or("rwm");
-        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        // As runc: the access string is required, and only a, b, c are cgroup types.
+        let access = d.access().as_deref().unwrap_or_default();
+        if access.is_empty() {
+            bail!("linux.resources.devices[{i}].access: must not be empty");
+        }
+        if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
             bail!(
                 "linux.resources.devices[{i}].access: must be made of r, w and m, got {access:?}"
+            );
+        }
+        if let Some(t) = d.typ().filter(|t| {
+            !matches!(
+                t,
+                LinuxDeviceType::A | LinuxDeviceType::B | LinuxDeviceType::C
+            )
+        }) {
+            bail!(
+                "linux.resources.devices[{i}].type: invalid cgroup device type {:?} (a, b or c)",
+                t.as_str()
             );
         }
     }
@@ -291,6 +306,11 @@ mod tests {
             (
                 r#"{"devices":[{"allow":true,"access":"rwx"}]}"#,
                 "devices[0]",
+            ),
+            (r#"{"devices":[{"allow":true}]}"#, "devices[0].access"),
+            (
+                r#"{"devices":[{"allow":true,"type":"p","access":"r"}]}"#,
+                "devices[0].type",
             ),
         ] {
             let e = format!("{:#}", validate(&res(json)).unwrap_err());
