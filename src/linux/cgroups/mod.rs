@@ -11,6 +11,7 @@ pub mod entry;
 pub mod freezer;
 pub mod hierarchy;
 pub mod oom;
+pub mod own;
 pub mod resources;
 pub mod stats;
 pub mod v1;
@@ -91,7 +92,21 @@ fn default_leaf(id: &str, root: &Path) -> String {
 impl Cgroup {
     /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before
     /// tasks join; on pure v2 the parents delegate their controllers downwards.
+    /// An existing cgroup is taken over only when it is empty and not frozen,
+    /// as runc checks: another container's processes must not be shared, and a
+    /// frozen cgroup would freeze the new init halfway through its setup.
     pub fn create(rel: &Path) -> Result<Cgroup> {
+        let existing = Cgroup::open(rel)?;
+        let pids = existing.pids();
+        if !pids.is_empty() {
+            bail!(
+                "container's cgroup is not empty: {} process(es) found",
+                pids.len()
+            );
+        }
+        if freezer::is_frozen(&existing) {
+            bail!("container's cgroup unexpectedly frozen");
+        }
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
         let mut cg = Cgroup {
