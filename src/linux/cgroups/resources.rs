@@ -18,6 +18,8 @@ pub enum Missing {
     Error,
     /// Deprecated or removed by the kernel: a warning, then go on.
     Warn,
+    /// Optional on this kernel (memsw without swap accounting, cfs burst): go on quietly.
+    Skip,
 }
 
 /// One cgroup file write. `targets` are alternatives: the first file that exists wins
@@ -29,6 +31,9 @@ pub struct Write {
     pub ctrl: &'static str,
     pub targets: Vec<(String, String)>,
     pub missing: Missing,
+    /// The kernel may refuse this value (EINVAL) until a later write of the plan
+    /// lands (a shorter cfs period before the new quota): try again after it.
+    pub retry_later: bool,
 }
 
 impl Write {
@@ -38,6 +43,7 @@ impl Write {
             ctrl,
             targets: vec![(file.to_string(), value.to_string())],
             missing: Missing::Error,
+            retry_later: false,
         }
     }
 
@@ -48,6 +54,16 @@ impl Write {
 
     pub fn warn_if_missing(mut self) -> Write {
         self.missing = Missing::Warn;
+        self
+    }
+
+    pub fn skip_if_missing(mut self) -> Write {
+        self.missing = Missing::Skip;
+        self
+    }
+
+    pub fn retry_later(mut self) -> Write {
+        self.retry_later = true;
         self
     }
 }
@@ -72,22 +88,45 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     }
 }
 
-/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
-/// are allowed on top of the default device list (v1); None leaves devices alone
-/// unless `r` has rules.
+/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices,
+/// v1) take runc's default rules' place where they name the same path; None
+/// leaves devices alone unless `r` has rules.
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
     validate(r)?;
-    let plan = if cg.is_pure_v2() {
-        v2::plan(r)?
-    } else {
-        let cur_limit = cg
-            .v1_dir("memory")
-            .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        v1::plan(r, devices, cur_limit)?
-    };
-    apply_plan(cg, &plan)
+    if cg.is_pure_v2() {
+        return apply_plan(cg, &v2::plan(r)?);
+    }
+    let cur_limit = cg
+        .v1_dir("memory")
+        .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    apply_plan(cg, &v1::plan(r, devices, cur_limit)?)?;
+    let shares = r
+        .cpu()
+        .as_ref()
+        .and_then(|c| c.shares())
+        .filter(|s| *s != 0);
+    if let (Some(want), Some(dir)) = (shares, cg.v1_dir("cpu")) {
+        check_shares(want, &dir.join("cpu.shares"))?;
+    }
+    Ok(())
+}
+
+/// The kernel clamps cpu.shares silently; say so as runc does.
+fn check_shares(want: u64, file: &Path) -> Result<()> {
+    let got: u64 = fs::read_to_string(file)
+        .with_context(|| format!("read {}", file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {}", file.display()))?;
+    if want > got {
+        bail!("the maximum allowed cpu-shares is {got}");
+    }
+    if want < got {
+        bail!("the minimum allowed cpu-shares is {got}");
+    }
+    Ok(())
 }
 
 /// Resolves every write to a file (or a warning), then writes them in order.
@@ -111,21 +150,42 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
                 "{}: {} is not available on this kernel; ignored",
                 w.field, w.targets[0].0
             )),
+            (None, Missing::Skip) => {}
             (None, Missing::Error) => bail!("{}: {}", w.field, unsupported(w, dir)),
         }
     }
     let mut undo: Vec<(PathBuf, String)> = Vec::new();
+    let mut later: Vec<(&Write, PathBuf, &str, std::io::Error)> = Vec::new();
+    let rollback = |undo: &[(PathBuf, String)]| {
+        for (p, v) in undo.iter().rev() {
+            let _ = fs::write(p, v);
+        }
+    };
     for (w, path, value) in resolved {
         let old = restorable(&path);
-        if let Err(e) = write_file(&path, value) {
-            for (p, v) in undo.iter().rev() {
-                let _ = fs::write(p, v);
+        match fs::write(&path, value) {
+            Ok(()) => {
+                if let Some(old) = old {
+                    undo.push((path, old));
+                }
+                // A deferred value may fit now that this one is in.
+                later.retain(|(_, p, v, _)| fs::write(p, v).is_err());
             }
-            return Err(e).with_context(|| format!("{}: write {:?}", w.field, value));
+            Err(e) if w.retry_later && e.raw_os_error() == Some(libc::EINVAL) => {
+                later.push((w, path, value, e));
+            }
+            Err(e) => {
+                rollback(&undo);
+                return Err(e).with_context(|| {
+                    format!("{}: write {:?} to {}", w.field, value, path.display())
+                });
+            }
         }
-        if let Some(old) = old {
-            undo.push((path, old));
-        }
+    }
+    if let Some((w, path, value, e)) = later.into_iter().next() {
+        rollback(&undo);
+        return Err(e)
+            .with_context(|| format!("{}: write {:?} to {}", w.field, value, path.display()));
     }
     Ok(())
 }
@@ -156,10 +216,6 @@ fn restorable(path: &Path) -> Option<String> {
     let old = fs::read_to_string(path).ok()?;
     let old = old.trim_end();
     (!old.is_empty() && !old.contains('\n')).then(|| old.to_string())
-}
-
-pub fn write_file(path: &Path, value: &str) -> Result<()> {
-    fs::write(path, value).with_context(|| format!("write {}", path.display()))
 }
 
 /// Checks that need no kernel: ranges, formats, and the unified keys.
