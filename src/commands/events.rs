@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::Globals;
 use crate::cli::EventsArgs;
-use crate::error::RuntimeError;
 use crate::linux::cgroups::{oom::OomWatch, stats, Cgroup};
 use crate::state::{is_alive, StateDir, Status};
 
@@ -22,17 +21,22 @@ pub fn events(g: &Globals, args: &EventsArgs) -> Result<()> {
     // The lock is held only while reading the state: a stream must not block delete.
     let c = StateDir::open(&g.root, &args.id)?.load()?;
     if c.status() == Status::Stopped {
-        return Err(RuntimeError::NotRunning.into());
+        bail!("container with id {} is not running", c.id);
     }
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
+    // runc's field order: type, id, data (serde_json would sort the keys).
+    let id = json!(c.id).to_string();
     let stats_line = |cg: &Cgroup| {
-        json!({"type": "stats", "id": c.id, "data": stats::collect(cg)}).to_string() + "\n"
+        format!(
+            "{{\"type\":\"stats\",\"id\":{id},\"data\":{}}}\n",
+            stats::collect(cg)
+        )
     };
     if args.stats {
         crate::print_stdout(&stats_line(&cg));
         return Ok(());
     }
-    let oom_line = json!({"type": "oom", "id": c.id}).to_string() + "\n";
+    let oom_line = format!("{{\"type\":\"oom\",\"id\":{id}}}\n");
     let mut oom = OomWatch::new(&cg)?;
     let mut next = Instant::now() + interval;
     loop {
