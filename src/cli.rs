@@ -201,9 +201,9 @@ pub struct ExecArgs {
     /// pass N extra file descriptors (3 .. 3+N-1) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// run in this sub-cgroup of the container ([controller:]path)
+    /// run in this sub-cgroup of the container ([controller[,controller]:]path; repeatable)
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// allow exec into a paused container
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,

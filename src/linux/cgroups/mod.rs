@@ -14,6 +14,7 @@ pub mod oom;
 pub mod own;
 pub mod resources;
 pub mod stats;
+pub mod sub;
 pub mod v1;
 pub mod v2;
 
@@ -128,40 +129,6 @@ impl Cgroup {
                 let _ = cg.remove();
                 return Err(e);
             }
-        }
-        Ok(cg)
-    }
-
-    /// The same cgroup with `sub` (relative, existing) below it in the hierarchies of
-    /// `controller`, or in all of them when none is named: `exec --cgroup [ctrl:]sub`.
-    /// The other hierarchies keep the container's own directory.
-    pub fn with_sub(&self, controller: Option<&str>, sub: &Path) -> Result<Cgroup> {
-        let mut cg = Cgroup {
-            dirs: Vec::new(),
-            hiers: self.hiers.clone(),
-        };
-        let mut matched = false;
-        for (dir, h) in self.dirs.iter().zip(&self.hiers) {
-            let applies = match controller {
-                None => true,
-                Some(c) => h.v2 && self.is_pure_v2() || h.controllers.iter().any(|x| x == c),
-            };
-            if !applies {
-                cg.dirs.push(dir.clone());
-                continue;
-            }
-            let d = dir.join(sub);
-            if !d.is_dir() {
-                bail!("--cgroup: {} does not exist", d.display());
-            }
-            matched = true;
-            cg.dirs.push(d);
-        }
-        if !matched {
-            bail!(
-                "--cgroup: no cgroup hierarchy has the controller {:?}",
-                controller.unwrap_or("")
-            );
         }
         Ok(cg)
     }
