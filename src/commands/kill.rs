@@ -40,10 +40,7 @@ fn signal_init(c: &Container, sig: i32) -> Result<()> {
         if e == libc::ESRCH {
             return Err(RuntimeError::NotRunning.into());
         }
-        bail!(
-            "unable to signal init: {}",
-            std::io::Error::from_raw_os_error(e)
-        );
+        bail!("unable to signal init: {}", strerror(e));
     }
     if sig == libc::SIGKILL {
         // A frozen (v1) process dies only once thawed.
@@ -78,10 +75,7 @@ fn signal_cgroup(c: &Container, sig: i32) -> Result<()> {
                 if froze {
                     let _ = freezer::thaw(&cg);
                 }
-                bail!(
-                    "unable to signal process {pid}: {}",
-                    std::io::Error::from_raw_os_error(e)
-                );
+                bail!("unable to signal process {pid}: {}", strerror(e));
             }
         }
     }
@@ -89,6 +83,15 @@ fn signal_cgroup(c: &Container, sig: i32) -> Result<()> {
         let _ = freezer::thaw(&cg);
     }
     Ok(())
+}
+
+/// "invalid argument", as Go spells errno texts.
+fn strerror(e: i32) -> String {
+    let desc = nix::errno::Errno::from_raw(e).desc();
+    let mut chars = desc.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// kill(2); the errno on failure.
