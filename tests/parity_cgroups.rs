@@ -526,3 +526,31 @@ fn exec_cgroup_joins_sub_cgroups_per_controller() {
     assert!(!outs[0].1 && !outs[1].1);
     env.assert_clean();
 }
+
+/// pause and resume in every state: runc's exit codes and wording.
+#[test]
+fn pause_and_resume_answer_as_runc() {
+    let env = Env::new();
+    let mut b = env.bundle(&["sleep", "1000"]);
+    let outs = BOTH.map(|rt| {
+        let id = start(&env, rt, &mut b);
+        let mut seen = Vec::new();
+        for cmd in ["resume", "pause", "pause", "resume"] {
+            let out = env.rt(rt, &[cmd, &id]);
+            let said = ["container not paused", "container not running"]
+                .into_iter()
+                .find(|m| out.stderr.contains(m))
+                .unwrap_or("");
+            seen.push(format!("{cmd} {} {said}", out.code));
+        }
+        let pids = env.rt(rt, &["ps", "--format", "json", &id]).success();
+        let n = serde_json::from_str::<Vec<i32>>(pids.stdout.trim())
+            .unwrap()
+            .len();
+        seen.push(format!("ps {n}"));
+        remove(&env, rt, &id);
+        seen
+    });
+    assert_eq!(outs[0], outs[1], "runc then paddock");
+    env.assert_clean();
+}
