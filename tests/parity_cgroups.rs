@@ -310,6 +310,9 @@ fn events_stats_has_runcs_shape() {
     let shapes = BOTH.map(|rt| {
         let id = start(&env, rt, &mut b);
         let out = env.rt(rt, &["events", "--stats", &id]).success();
+        let zero = env.rt(rt, &["events", "--interval", "0s", &id]);
+        assert_eq!(zero.code, 1, "{}: {zero:?}", rt.name());
+        assert!(zero.stderr.contains("duration interval must be greater than 0"));
         remove(&env, rt, &id);
         let prefix = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{");
         assert!(
@@ -552,5 +555,60 @@ fn pause_and_resume_answer_as_runc() {
         seen
     });
     assert_eq!(outs[0], outs[1], "runc then paddock");
+    env.assert_clean();
+}
+
+/// An OOM kill on v1 reaches the `events` stream as `{"type":"oom","id":ID}`,
+/// between stats lines of runc's shape. (runc's stream ends once the cgroup is
+/// gone, at delete; paddock's when the container stops: both end by delete.)
+#[test]
+fn events_reports_an_oom_kill() {
+    if !v1() {
+        return;
+    }
+    let env = Env::new();
+    // tail buffers a line that never ends: it grows until the limit kills it.
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; tail /dev/zero",
+    ]);
+    let mut mem = json!({"limit": 16777216});
+    if Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        mem["swap"] = 16777216.into();
+    }
+    set_resources(&mut b, json!({ "memory": mem }));
+    let seen = BOTH.map(|rt| {
+        let _ = fs::remove_file(b.rootfs.join("tmp/go"));
+        let id = start(&env, rt, &mut b);
+        let log = env.dir.join(format!("events-{}", rt.name()));
+        let mut cmd = env.rt_cmd(rt, &["events", "--interval", "100ms", &id]);
+        cmd.stdout(fs::File::create(&log).unwrap());
+        cmd.stderr(fs::File::create(env.dir.join("events-err")).unwrap());
+        let mut events = cmd.spawn().unwrap();
+        // The first stats line means the OOM watch is registered.
+        assert!(wait_for(
+            || fs::read_to_string(&log).is_ok_and(|s| s.contains("\"stats\""))
+        ));
+        fs::write(b.rootfs.join("tmp/go"), "").unwrap();
+        let stopped = wait_for(|| env.rt(rt, &["state", &id]).stdout.contains("stopped"));
+        assert!(stopped, "{}: the hog was not killed", rt.name());
+        env.rt(rt, &["delete", &id]).success();
+        let ended = wait_for(|| events.try_wait().unwrap().is_some());
+        if !ended {
+            let _ = events.kill();
+            let _ = events.wait();
+        }
+        let out = fs::read_to_string(&log).unwrap();
+        let oom = format!("{{\"type\":\"oom\",\"id\":\"{id}\"}}");
+        let stats = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{");
+        (
+            ended,
+            out.lines().any(|l| l == oom),
+            out.lines().next().is_some_and(|l| l.starts_with(&stats)),
+        )
+    });
+    assert_eq!(seen[0], seen[1], "runc then paddock");
+    assert_eq!(seen[1], (true, true, true));
     env.assert_clean();
 }
