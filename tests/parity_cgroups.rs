@@ -193,6 +193,9 @@ fn update_sequences_set_what_runc_sets() {
         &["--cpu-share", "512"],
         &["--cpu-rt-period", "500000", "--cpu-rt-runtime", "1000"],
         &["--cpu-rt-runtime", "0", "--cpu-rt-period", "1000000"],
+        // Small shares of the root's rt bandwidth: a removed cgroup's share is
+        // released by the kernel only later.
+        &["--cpu-rt-period", "1000000", "--cpu-rt-runtime", "200000"],
         &["--pids-limit", "17"],
         &["--memory", "x"],
         &["--cpu-period", "x"],
@@ -234,6 +237,21 @@ fn update_sequences_set_what_runc_sets() {
                 .map(|(c, f)| format!("{f}={}", cg_read(c, &id, f)))
                 .collect();
             trace.push(format!("{step:?} -> {}: {}", out.code, values.join(" ")));
+        }
+        if rt == Rt::Paddock {
+            // runc 1.5 retries a period the kernel refuses against the old runtime
+            // once the new runtime is in; runc 1.1.5 fails here.
+            let args = [
+                "update",
+                "--cpu-rt-period",
+                "100000",
+                "--cpu-rt-runtime",
+                "20000",
+                &id,
+            ];
+            env.rt(rt, &args).success();
+            assert_eq!(cg_read("cpu", &id, "cpu.rt_period_us"), "100000");
+            assert_eq!(cg_read("cpu", &id, "cpu.rt_runtime_us"), "20000");
         }
         remove(&env, rt, &id);
         trace
@@ -312,7 +330,9 @@ fn events_stats_has_runcs_shape() {
         let out = env.rt(rt, &["events", "--stats", &id]).success();
         let zero = env.rt(rt, &["events", "--interval", "0s", &id]);
         assert_eq!(zero.code, 1, "{}: {zero:?}", rt.name());
-        assert!(zero.stderr.contains("duration interval must be greater than 0"));
+        assert!(zero
+            .stderr
+            .contains("duration interval must be greater than 0"));
         remove(&env, rt, &id);
         let prefix = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{");
         assert!(
