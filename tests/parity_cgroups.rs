@@ -300,6 +300,14 @@ fn update_takes_runc_1_5_flags() {
     env.paddock(&["update", "-r", r.to_str().unwrap(), &id])
         .success();
     assert_eq!(cg_read("pids", &id, "pids.max"), "30");
+    // As runc, update leaves the device allow-list alone (a warning says so).
+    fs::write(&r, r#"{"devices": [{"allow": false, "access": "rwm"}]}"#).unwrap();
+    env.paddock(&["update", "-r", r.to_str().unwrap(), &id])
+        .success();
+    let out = env
+        .paddock(&["exec", &id, "sh", "-c", "echo x > /dev/null && echo ok"])
+        .success();
+    assert_eq!(out.stdout, "ok\n");
     if !Path::new("/sys/fs/resctrl/info").exists() {
         let out = env
             .paddock(&["update", "--l3-cache-schema", "L3:0=f", &id])

@@ -46,7 +46,7 @@ fn check_intel_rdt(a: &UpdateArgs) -> Result<()> {
 /// The resources asked for: the JSON document, or else the flags (as runc,
 /// flags are ignored when --resources is given).
 fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
-    let r = match a.resources.as_deref() {
+    let mut r = match a.resources.as_deref() {
         None => from_flags(a)?,
         Some(src) => {
             let data = if src == "-" {
@@ -69,6 +69,13 @@ fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
             serde_json::from_value(v).context("--resources: parse LinuxResources JSON")?
         }
     };
+    if r.devices().is_some() {
+        // As runc: rewriting the allow-list would deny every device for a moment.
+        crate::logger::warn(
+            "linux.resources.devices: device rules are not changed by update (as runc); ignored",
+        );
+        r.set_devices(None);
+    }
     resources::validate(&r)?;
     Ok(r)
 }
