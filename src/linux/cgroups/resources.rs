@@ -155,7 +155,8 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
         }
     }
     let mut undo: Vec<(PathBuf, String)> = Vec::new();
-    let mut later: Vec<(&Write, PathBuf, &str, std::io::Error)> = Vec::new();
+    // Writes refused for now: retried after each later write that lands.
+    let mut later: Vec<(&Write, PathBuf, &str, Option<String>, std::io::Error)> = Vec::new();
     let rollback = |undo: &[(PathBuf, String)]| {
         for (p, v) in undo.iter().rev() {
             let _ = fs::write(p, v);
@@ -165,14 +166,17 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
         let old = restorable(&path);
         match fs::write(&path, value) {
             Ok(()) => {
-                if let Some(old) = old {
-                    undo.push((path, old));
-                }
-                // A deferred value may fit now that this one is in.
-                later.retain(|(_, p, v, _)| fs::write(p, v).is_err());
+                undo.extend(old.map(|old| (path, old)));
+                later.retain_mut(|(_, p, v, old, _)| {
+                    let landed = fs::write(&*p, v).is_ok();
+                    if landed {
+                        undo.extend(old.take().map(|old| (p.clone(), old)));
+                    }
+                    !landed
+                });
             }
             Err(e) if w.retry_later && e.raw_os_error() == Some(libc::EINVAL) => {
-                later.push((w, path, value, e));
+                later.push((w, path, value, old, e));
             }
             Err(e) => {
                 rollback(&undo);
@@ -182,7 +186,7 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             }
         }
     }
-    if let Some((w, path, value, e)) = later.into_iter().next() {
+    if let Some((w, path, value, _, e)) = later.into_iter().next() {
         rollback(&undo);
         return Err(e)
             .with_context(|| format!("{}: write {:?} to {}", w.field, value, path.display()));
