@@ -4,7 +4,8 @@
 //!
 //! resources.rs plans and applies linux.resources (v1.rs / v2.rs turn it into
 //! file writes, devices.rs the v1 device allow-list), freezer.rs pauses,
-//! stats.rs and oom.rs feed `events`.
+//! stats.rs and oom.rs feed `events`, sub.rs places `exec --cgroup` processes,
+//! own.rs tells init which cgroup it sits in (for the cgroup mount).
 
 pub mod devices;
 pub mod entry;
