@@ -204,9 +204,9 @@ pub struct ExecArgs {
     /// pass N extra file descriptors (3 .. 3+N-1) to the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// run in this sub-cgroup of the container ([controller:]path)
+    /// run in this sub-cgroup of the container ([controller[,controller]:]path; repeatable)
     #[arg(long)]
-    pub cgroup: Option<String>,
+    pub cgroup: Vec<String>,
     /// allow exec into a paused container
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
@@ -263,20 +263,32 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<String>,
     /// CPU shares (relative weight)
-    #[arg(long = "cpu-shares")]
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<String>,
+    /// CPU CFS burst in microseconds (accumulated time beyond the quota)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<String>,
+    /// 1: SCHED_IDLE for the cgroup, 0: the default
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    pub cpu_idle: Option<String>,
     /// CPUs to run on (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
     /// memory nodes to use (0-3, 0,1)
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    /// maximum number of pids (-1 or 0 for unlimited)
+    /// maximum number of pids (-1 for unlimited)
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
     /// block IO weight, 10 to 1000
-    #[arg(long = "blkio-weight")]
+    #[arg(long = "blkio-weight", allow_hyphen_values = true)]
     pub blkio_weight: Option<String>,
+    /// Intel RDT/CAT L3 cache schema
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
     /// the container ID
     pub id: String,
 }

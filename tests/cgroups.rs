@@ -230,8 +230,9 @@ fn pause_stops_a_counting_process_and_resume_continues_it() {
     let frozen = count(&b);
     sleep(Duration::from_millis(300));
     assert_eq!(count(&b), frozen, "counting went on while paused");
+    // runc's answer: only a created or running container can be paused.
     let again = env.paddock(&["pause", &id]).fails_with_one_line();
-    assert!(again.stderr.contains("paused"), "{again:?}");
+    assert!(again.stderr.contains("container not running"), "{again:?}");
 
     env.paddock(&["resume", &id]).success();
     assert_eq!(env.status(&id), "running");

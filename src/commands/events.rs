@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::Globals;
 use crate::cli::EventsArgs;
-use crate::error::RuntimeError;
 use crate::linux::cgroups::{oom::OomWatch, stats, Cgroup};
 use crate::state::{is_alive, StateDir, Status};
 
@@ -18,21 +17,30 @@ use crate::state::{is_alive, StateDir, Status};
 const TICK: Duration = Duration::from_millis(100);
 
 pub fn events(g: &Globals, args: &EventsArgs) -> Result<()> {
-    let interval = parse_duration(&args.interval).context("--interval")?;
+    let interval = parse_duration(&args.interval)?;
     // The lock is held only while reading the state: a stream must not block delete.
     let c = StateDir::open(&g.root, &args.id)?.load()?;
+    // After the container is found, as runc checks it.
+    if interval.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
     if c.status() == Status::Stopped {
-        return Err(RuntimeError::NotRunning.into());
+        bail!("container with id {} is not running", c.id);
     }
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
+    // runc's field order: type, id, data (serde_json would sort the keys).
+    let id = json!(c.id).to_string();
     let stats_line = |cg: &Cgroup| {
-        json!({"type": "stats", "id": c.id, "data": stats::collect(cg)}).to_string() + "\n"
+        format!(
+            "{{\"type\":\"stats\",\"id\":{id},\"data\":{}}}\n",
+            stats::collect(cg)
+        )
     };
     if args.stats {
         crate::print_stdout(&stats_line(&cg));
         return Ok(());
     }
-    let oom_line = json!({"type": "oom", "id": c.id}).to_string() + "\n";
+    let oom_line = format!("{{\"type\":\"oom\",\"id\":{id}}}\n");
     let mut oom = OomWatch::new(&cg)?;
     let mut next = Instant::now() + interval;
     loop {
@@ -55,11 +63,15 @@ pub fn events(g: &Globals, args: &EventsArgs) -> Result<()> {
     }
 }
 
-/// A Go duration: "5s", "500ms", "1m30s", "1.5h"; must be positive.
+/// A Go duration: "5s", "500ms", "1m30s", "1.5h"; zero or negative is zero (the
+/// caller refuses it). Errors in the words of runc's flag parser.
 pub fn parse_duration(s: &str) -> Result<Duration> {
+    let invalid = || anyhow::anyhow!("invalid value {s:?} for flag -interval: parse error");
     let mut rest = s.trim();
+    let negative = rest.starts_with('-');
+    rest = rest.trim_start_matches(['-', '+']);
     if rest.is_empty() {
-        bail!("empty duration");
+        return Err(invalid());
     }
     let mut total = 0f64;
     while !rest.is_empty() {
@@ -71,9 +83,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(u_end);
-        let n: f64 = n
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid duration {s:?}"))?;
+        let n: f64 = n.parse().map_err(|_| invalid())?;
         let scale = match unit {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -81,13 +91,18 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            _ => bail!("invalid duration {s:?}: unknown unit {unit:?}"),
+            // Go takes a bare "0" as zero.
+            "" if s.trim().trim_start_matches(['-', '+']) == "0" => 0.0,
+            _ => return Err(invalid()),
         };
         total += n * scale;
         rest = tail;
     }
-    if total <= 0.0 || !total.is_finite() {
-        bail!("duration {s:?} must be greater than 0");
+    if !total.is_finite() {
+        return Err(invalid());
+    }
+    if negative || total <= 0.0 {
+        return Ok(Duration::ZERO);
     }
     Ok(Duration::from_secs_f64(total))
 }
@@ -101,7 +116,10 @@ mod tests {
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        for bad in ["", "5", "0s", "5x", "s"] {
+        for zero in ["0s", "0", "-1s"] {
+            assert!(parse_duration(zero).unwrap().is_zero(), "{zero}");
+        }
+        for bad in ["", "5", "5x", "s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -54,7 +54,7 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
         (Some(_), false) => bail!("--console-socket: given without --tty"),
         (None, false) => None,
     };
-    let cgroup = exec_cgroup(&c.cgroup_path, args.cgroup.as_deref())?;
+    let cgroup = Cgroup::open(Path::new(&c.cgroup_path))?.with_subs(&args.cgroup)?;
     let pid = process::spawn_exec(
         ExecLaunch {
             process: &process,
@@ -186,28 +186,6 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
         })
         .transpose()?;
     Ok((uid, gid))
-}
-
-/// The container's cgroup, or the sub-cgroup --cgroup names ([controller:]path) in
-/// that controller's hierarchy, the container's own cgroup in every other one.
-fn exec_cgroup(container: &str, sub: Option<&str>) -> Result<Cgroup> {
-    let cg = Cgroup::open(Path::new(container))?;
-    let Some(sub) = sub else {
-        return Ok(cg);
-    };
-    let (controller, path) = match sub.split_once(':') {
-        Some((c, p)) => (Some(c), p),
-        None => (None, sub),
-    };
-    let rel = Path::new(path.trim_start_matches('/'));
-    if rel.as_os_str().is_empty()
-        || rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        bail!("--cgroup: {sub:?} must be a relative path inside the container's cgroup");
-    }
-    cg.with_sub(controller, rel)
 }
 
 /// runc's spelling (CAP_NET_RAW) as well as oci-spec's (NET_RAW), any case.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::Globals;
 use crate::error::RuntimeError;
@@ -12,10 +12,10 @@ use crate::state::{StateDir, Status};
 pub fn pause(g: &Globals, id: &str) -> Result<()> {
     let sd = StateDir::open(&g.root, id)?;
     let c = sd.load()?;
-    match c.status() {
-        Status::Created | Status::Running => {}
-        Status::Paused => bail!("container {id} is already paused"),
-        Status::Stopped | Status::Creating => return Err(RuntimeError::NotRunning.into()),
+    // As runc: only a created or running container can be paused; anything
+    // else (already paused too) is "container not running".
+    if !matches!(c.status(), Status::Created | Status::Running) {
+        return Err(RuntimeError::NotRunning.into());
     }
     freezer::freeze(&Cgroup::open(Path::new(&c.cgroup_path))?)
 }

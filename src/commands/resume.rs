@@ -11,9 +11,8 @@ use crate::state::{StateDir, Status};
 pub fn resume(g: &Globals, id: &str) -> Result<()> {
     let sd = StateDir::open(&g.root, id)?;
     let c = sd.load()?;
-    let status = c.status();
-    if status != Status::Paused {
-        bail!("container {id} is not paused: {}", status.as_str());
+    if c.status() != Status::Paused {
+        bail!("container not paused");
     }
     freezer::thaw(&Cgroup::open(Path::new(&c.cgroup_path))?)
 }

@@ -22,14 +22,32 @@ pub fn update(g: &Globals, args: &UpdateArgs) -> Result<()> {
     if matches!(c.status(), Status::Stopped | Status::Creating) {
         return Err(RuntimeError::NotRunning.into());
     }
+    check_intel_rdt(args)?;
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
     resources::apply(&cg, &r, None)
 }
 
-/// The resources asked for: the JSON document, then the flags on top.
+/// paddock never sets up Intel RDT (linux.intelRdt is refused at create), so
+/// there is nothing to update: runc's errors, host support checked first.
+fn check_intel_rdt(a: &UpdateArgs) -> Result<()> {
+    let info = Path::new("/sys/fs/resctrl/info");
+    if a.l3_cache_schema.is_some() && !info.join("L3").is_dir() {
+        bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if a.mem_bw_schema.is_some() && !info.join("MB").is_dir() {
+        bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        bail!("updating a non-existent Intel RDT configuration is not supported");
+    }
+    Ok(())
+}
+
+/// The resources asked for: the JSON document, or else the flags (as runc,
+/// flags are ignored when --resources is given).
 fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
     let mut r = match a.resources.as_deref() {
-        None => LinuxResources::default(),
+        None => from_flags(a)?,
         Some(src) => {
             let data = if src == "-" {
                 let mut s = String::new();
@@ -40,99 +58,106 @@ fn requested(a: &UpdateArgs) -> Result<LinuxResources> {
             } else {
                 fs::read_to_string(src).with_context(|| format!("--resources: read {src}"))?
             };
-            serde_json::from_str(&data).context("--resources: parse LinuxResources JSON")?
+            let mut v: serde_json::Value =
+                serde_json::from_str(&data).context("--resources: parse LinuxResources JSON")?;
+            // `"pids": {}` leaves the limit alone; oci-spec would read it as limit 0.
+            if let Some(obj) = v.as_object_mut() {
+                if obj.get("pids").is_some_and(|p| p.get("limit").is_none()) {
+                    obj.remove("pids");
+                }
+            }
+            serde_json::from_value(v).context("--resources: parse LinuxResources JSON")?
         }
     };
-    let mem = [
-        (&a.memory, "--memory"),
-        (&a.memory_swap, "--memory-swap"),
-        (&a.memory_reservation, "--memory-reservation"),
-        (&a.kernel_memory, "--kernel-memory"),
-        (&a.kernel_memory_tcp, "--kernel-memory-tcp"),
-    ];
-    let mut vals = [None; 5];
-    for (i, (v, flag)) in mem.iter().enumerate() {
-        vals[i] = v.as_deref().map(|s| ram_in_bytes(flag, s)).transpose()?;
-    }
-    if vals.iter().any(Option::is_some) {
-        let mut m: LinuxMemory = r.memory().unwrap_or_default();
-        let [limit, swap, reservation, kernel, kernel_tcp] = vals;
-        if limit.is_some() {
-            m.set_limit(limit);
-        }
-        if swap.is_some() {
-            m.set_swap(swap);
-        }
-        if reservation.is_some() {
-            m.set_reservation(reservation);
-        }
-        if kernel.is_some() {
-            m.set_kernel(kernel);
-        }
-        if kernel_tcp.is_some() {
-            m.set_kernel_tcp(kernel_tcp);
-        }
-        r.set_memory(Some(m));
-    }
-    let quota = num::<i64>("--cpu-quota", &a.cpu_quota)?;
-    let period = num::<u64>("--cpu-period", &a.cpu_period)?;
-    let rt_period = num::<u64>("--cpu-rt-period", &a.cpu_rt_period)?;
-    let rt_runtime = num::<i64>("--cpu-rt-runtime", &a.cpu_rt_runtime)?;
-    let shares = num::<u64>("--cpu-shares", &a.cpu_shares)?;
-    let cpu_set = [
-        quota.is_some(),
-        period.is_some(),
-        rt_period.is_some(),
-        rt_runtime.is_some(),
-        shares.is_some(),
-        a.cpuset_cpus.is_some(),
-        a.cpuset_mems.is_some(),
-    ];
-    if cpu_set.contains(&true) {
-        let mut c: LinuxCpu = r.cpu().clone().unwrap_or_default();
-        if quota.is_some() {
-            c.set_quota(quota);
-        }
-        if period.is_some() {
-            c.set_period(period);
-        }
-        if rt_period.is_some() {
-            c.set_realtime_period(rt_period);
-        }
-        if rt_runtime.is_some() {
-            c.set_realtime_runtime(rt_runtime);
-        }
-        if shares.is_some() {
-            c.set_shares(shares);
-        }
-        if let Some(s) = &a.cpuset_cpus {
-            c.set_cpus(Some(s.clone()));
-        }
-        if let Some(s) = &a.cpuset_mems {
-            c.set_mems(Some(s.clone()));
-        }
-        r.set_cpu(Some(c));
-    }
-    if let Some(limit) = num::<i64>("--pids-limit", &a.pids_limit)? {
-        let mut p = LinuxPids::default();
-        p.set_limit(limit);
-        r.set_pids(Some(p));
-    }
-    if let Some(w) = num::<u16>("--blkio-weight", &a.blkio_weight)? {
-        let mut b: LinuxBlockIo = r.block_io().clone().unwrap_or_default();
-        b.set_weight(Some(w));
-        r.set_block_io(Some(b));
+    if r.devices().is_some() {
+        // As runc: rewriting the allow-list would deny every device for a moment.
+        crate::logger::warn(
+            "linux.resources.devices: device rules are not changed by update (as runc); ignored",
+        );
+        r.set_devices(None);
     }
     resources::validate(&r)?;
     Ok(r)
 }
 
-fn num<T: std::str::FromStr>(flag: &str, v: &Option<String>) -> Result<Option<T>> {
+fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
+    let mut r = LinuxResources::default();
+    let mem = [
+        (&a.memory, "memory"),
+        (&a.memory_swap, "memory-swap"),
+        (&a.kernel_memory, "kernel-memory"),
+        (&a.kernel_memory_tcp, "kernel-memory-tcp"),
+        (&a.memory_reservation, "memory-reservation"),
+    ];
+    let mut vals = [None; 5];
+    for (i, (v, flag)) in mem.iter().enumerate() {
+        vals[i] = v
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| ram_in_bytes(flag, s))
+            .transpose()?;
+    }
+    if vals.iter().any(Option::is_some) {
+        let [limit, swap, kernel, kernel_tcp, reservation] = vals;
+        let mut m = LinuxMemory::default();
+        m.set_limit(limit);
+        m.set_swap(swap);
+        m.set_kernel(kernel);
+        m.set_kernel_tcp(kernel_tcp);
+        m.set_reservation(reservation);
+        r.set_memory(Some(m));
+    }
+    let mut c = LinuxCpu::default();
+    c.set_burst(num::<u64>("cpu-burst", &a.cpu_burst)?);
+    c.set_period(num::<u64>("cpu-period", &a.cpu_period)?);
+    c.set_realtime_period(num::<u64>("cpu-rt-period", &a.cpu_rt_period)?);
+    c.set_shares(num::<u64>("cpu-share", &a.cpu_shares)?);
+    c.set_quota(num::<i64>("cpu-quota", &a.cpu_quota)?);
+    c.set_realtime_runtime(num::<i64>("cpu-rt-runtime", &a.cpu_rt_runtime)?);
+    c.set_idle(num::<i64>("cpu-idle", &a.cpu_idle)?);
+    c.set_cpus(a.cpuset_cpus.clone().filter(|s| !s.is_empty()));
+    c.set_mems(a.cpuset_mems.clone().filter(|s| !s.is_empty()));
+    if c != LinuxCpu::default() {
+        r.set_cpu(Some(c));
+    }
+    if let Some(limit) = num::<i64>("pids-limit", &a.pids_limit)? {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        r.set_pids(Some(p));
+    }
+    // As runc: an int flag where 0 means "not given".
+    let weight = num::<i64>("blkio-weight", &a.blkio_weight)?.filter(|w| *w != 0);
+    if let Some(w) = weight {
+        let w = u16::try_from(w)
+            .map_err(|_| anyhow::anyhow!("invalid value for blkio-weight: {w} is out of range"))?;
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    Ok(r)
+}
+
+/// runc's strconv parsing: an empty value is "not given".
+fn num<T: std::str::FromStr>(flag: &str, v: &Option<String>) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
     v.as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| {
-            s.trim()
-                .parse::<T>()
-                .map_err(|_| anyhow::anyhow!("{flag}: invalid value {s:?}"))
+            s.parse::<T>().map_err(|e| {
+                let func = if std::any::type_name::<T>().starts_with('u') {
+                    "ParseUint"
+                } else {
+                    "ParseInt"
+                };
+                let why = if e.to_string().contains("too") {
+                    "value out of range"
+                } else {
+                    "invalid syntax"
+                };
+                anyhow::anyhow!("invalid value for {flag}: strconv.{func}: parsing {s:?}: {why}")
+            })
         })
         .transpose()
 }
@@ -158,16 +183,16 @@ pub fn ram_in_bytes(flag: &str, s: &str) -> Result<i64> {
         "g" => 30,
         "t" => 40,
         "p" => 50,
-        _ => bail!("{flag}: invalid size {s:?}"),
+        _ => bail!("invalid value for {flag}: invalid size: '{s}'"),
     };
     let value: f64 = n
         .parse()
         .ok()
         .filter(|_| !n.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("{flag}: invalid size {s:?}"))?;
+        .ok_or_else(|| anyhow::anyhow!("invalid value for {flag}: invalid size: '{s}'"))?;
     let bytes = value * (1u64 << shift) as f64;
     if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        bail!("{flag}: size {s:?} is too large");
+        bail!("invalid value for {flag}: size {s:?} is too large");
     }
     Ok(bytes as i64)
 }

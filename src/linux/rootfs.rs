@@ -426,8 +426,10 @@ pub(crate) fn current_mount_flags(fd: BorrowedFd<'_>) -> Result<MsFlags> {
 }
 
 /// cgroup filesystems at `dest`, always read-only (CVE-2023-25809). On a v1
-/// host: a tmpfs holding one mount per host hierarchy (co-mounted controllers
-/// also get symlinks, as on the host); on a v2 host: cgroup2.
+/// host, as runc: a tmpfs holding one directory per v1 hierarchy (co-mounted
+/// controllers also get symlinks, as on the host), each showing the container's
+/// own cgroup at its root: a fresh cgroupfs inside a cgroup namespace, else a
+/// bind of the container's directory from the host. On a v2 host: cgroup2.
 pub(crate) fn mount_cgroup(
     root: BorrowedFd<'_>,
     dest: &Path,
@@ -451,8 +453,10 @@ pub(crate) fn mount_cgroup(
     )
     .context("mount tmpfs")?;
     let tmpfs = reopen_mounted(root, dest, base.as_fd())?;
+    let own_ns = cgroups::own::in_other_cgroup_ns();
     // Read by the parent before clone (cached): the host's layout, not ours.
-    for h in cgroups::hierarchies()? {
+    // Like runc, only the v1 hierarchies (not a hybrid host's unified mount).
+    for h in cgroups::hierarchies()?.into_iter().filter(|h| !h.v2) {
         let Some(name) = h
             .mount
             .file_name()
@@ -460,16 +464,17 @@ pub(crate) fn mount_cgroup(
         else {
             continue;
         };
-        let fstype = if h.v2 { "cgroup2" } else { "cgroup" };
-        mount_cgroupfs(
-            root,
-            &dest.join(name),
-            fstype,
-            &h.options,
-            flags,
-            &h.mount,
-            in_userns,
-        )?;
+        let sub = dest.join(name);
+        if own_ns {
+            mount_cgroupfs(root, &sub, "cgroup", &h.options, flags, &h.mount, in_userns)?;
+        } else {
+            let mut opts = parse_options(&[]);
+            opts.flags = flags;
+            opts.is_bind = true;
+            opts.is_recursive_bind = true;
+            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts)
+                .with_context(|| format!("bind the container's cgroup on {}", sub.display()))?;
+        }
         let name = name.to_string_lossy();
         for part in name.split(',').filter(|p| *p != name) {
             match nix::unistd::symlinkat(name.as_ref(), Some(tmpfs.as_raw_fd()), part) {

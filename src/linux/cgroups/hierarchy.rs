@@ -30,6 +30,7 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>> {
     if let Some(h) = CACHE.get() {
         return Ok(h.clone());
     }
+    super::own::record_runtime_ns();
     let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     Ok(CACHE.get_or_init(|| parse(&info)).clone())
 }

@@ -4,15 +4,18 @@
 //!
 //! resources.rs plans and applies linux.resources (v1.rs / v2.rs turn it into
 //! file writes, devices.rs the v1 device allow-list), freezer.rs pauses,
-//! stats.rs and oom.rs feed `events`.
+//! stats.rs and oom.rs feed `events`, sub.rs places `exec --cgroup` processes,
+//! own.rs tells init which cgroup it sits in (for the cgroup mount).
 
 pub mod devices;
 pub mod entry;
 pub mod freezer;
 pub mod hierarchy;
 pub mod oom;
+pub mod own;
 pub mod resources;
 pub mod stats;
+pub mod sub;
 pub mod v1;
 pub mod v2;
 
@@ -91,7 +94,21 @@ fn default_leaf(id: &str, root: &Path) -> String {
 impl Cgroup {
     /// Creates the cgroup in every hierarchy. v1 cpuset needs cpus/mems before
     /// tasks join; on pure v2 the parents delegate their controllers downwards.
+    /// An existing cgroup is taken over only when it is empty and not frozen,
+    /// as runc checks: another container's processes must not be shared, and a
+    /// frozen cgroup would freeze the new init halfway through its setup.
     pub fn create(rel: &Path) -> Result<Cgroup> {
+        let existing = Cgroup::open(rel)?;
+        let pids = existing.pids();
+        if !pids.is_empty() {
+            bail!(
+                "container's cgroup is not empty: {} process(es) found",
+                pids.len()
+            );
+        }
+        if freezer::is_frozen(&existing) {
+            bail!("container's cgroup unexpectedly frozen");
+        }
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
         let mut cg = Cgroup {
@@ -113,40 +130,6 @@ impl Cgroup {
                 let _ = cg.remove();
                 return Err(e);
             }
-        }
-        Ok(cg)
-    }
-
-    /// The same cgroup with `sub` (relative, existing) below it in the hierarchies of
-    /// `controller`, or in all of them when none is named: `exec --cgroup [ctrl:]sub`.
-    /// The other hierarchies keep the container's own directory.
-    pub fn with_sub(&self, controller: Option<&str>, sub: &Path) -> Result<Cgroup> {
-        let mut cg = Cgroup {
-            dirs: Vec::new(),
-            hiers: self.hiers.clone(),
-        };
-        let mut matched = false;
-        for (dir, h) in self.dirs.iter().zip(&self.hiers) {
-            let applies = match controller {
-                None => true,
-                Some(c) => h.v2 && self.is_pure_v2() || h.controllers.iter().any(|x| x == c),
-            };
-            if !applies {
-                cg.dirs.push(dir.clone());
-                continue;
-            }
-            let d = dir.join(sub);
-            if !d.is_dir() {
-                bail!("--cgroup: {} does not exist", d.display());
-            }
-            matched = true;
-            cg.dirs.push(d);
-        }
-        if !matched {
-            bail!(
-                "--cgroup: no cgroup hierarchy has the controller {:?}",
-                controller.unwrap_or("")
-            );
         }
         Ok(cg)
     }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources, Spec};
 
 use super::{v1, v2, Cgroup};
 
@@ -18,6 +18,8 @@ pub enum Missing {
     Error,
     /// Deprecated or removed by the kernel: a warning, then go on.
     Warn,
+    /// Optional on this kernel (memsw without swap accounting, cfs burst): go on quietly.
+    Skip,
 }
 
 /// One cgroup file write. `targets` are alternatives: the first file that exists wins
@@ -29,6 +31,9 @@ pub struct Write {
     pub ctrl: &'static str,
     pub targets: Vec<(String, String)>,
     pub missing: Missing,
+    /// The kernel may refuse this value (EINVAL) until a later write of the plan
+    /// lands (a shorter cfs period before the new quota): try again after it.
+    pub retry_later: bool,
 }
 
 impl Write {
@@ -38,6 +43,7 @@ impl Write {
             ctrl,
             targets: vec![(file.to_string(), value.to_string())],
             missing: Missing::Error,
+            retry_later: false,
         }
     }
 
@@ -48,6 +54,16 @@ impl Write {
 
     pub fn warn_if_missing(mut self) -> Write {
         self.missing = Missing::Warn;
+        self
+    }
+
+    pub fn skip_if_missing(mut self) -> Write {
+        self.missing = Missing::Skip;
+        self
+    }
+
+    pub fn retry_later(mut self) -> Write {
+        self.retry_later = true;
         self
     }
 }
@@ -72,22 +88,45 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     }
 }
 
-/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
-/// are allowed on top of the default device list (v1); None leaves devices alone
-/// unless `r` has rules.
+/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices,
+/// v1) take runc's default rules' place where they name the same path; None
+/// leaves devices alone unless `r` has rules.
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
     validate(r)?;
-    let plan = if cg.is_pure_v2() {
-        v2::plan(r)?
-    } else {
-        let cur_limit = cg
-            .v1_dir("memory")
-            .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
-        v1::plan(r, devices, cur_limit)?
-    };
-    apply_plan(cg, &plan)
+    if cg.is_pure_v2() {
+        return apply_plan(cg, &v2::plan(r)?);
+    }
+    let cur_limit = cg
+        .v1_dir("memory")
+        .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(i64::MAX);
+    apply_plan(cg, &v1::plan(r, devices, cur_limit)?)?;
+    let shares = r
+        .cpu()
+        .as_ref()
+        .and_then(|c| c.shares())
+        .filter(|s| *s != 0);
+    if let (Some(want), Some(dir)) = (shares, cg.v1_dir("cpu")) {
+        check_shares(want, &dir.join("cpu.shares"))?;
+    }
+    Ok(())
+}
+
+/// The kernel clamps cpu.shares silently; say so as runc does.
+fn check_shares(want: u64, file: &Path) -> Result<()> {
+    let got: u64 = fs::read_to_string(file)
+        .with_context(|| format!("read {}", file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {}", file.display()))?;
+    if want > got {
+        bail!("the maximum allowed cpu-shares is {got}");
+    }
+    if want < got {
+        bail!("the minimum allowed cpu-shares is {got}");
+    }
+    Ok(())
 }
 
 /// Resolves every write to a file (or a warning), then writes them in order.
@@ -111,21 +150,46 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
                 "{}: {} is not available on this kernel; ignored",
                 w.field, w.targets[0].0
             )),
+            (None, Missing::Skip) => {}
             (None, Missing::Error) => bail!("{}: {}", w.field, unsupported(w, dir)),
         }
     }
     let mut undo: Vec<(PathBuf, String)> = Vec::new();
+    // Writes refused for now: retried after each later write that lands.
+    let mut later: Vec<(&Write, PathBuf, &str, Option<String>, std::io::Error)> = Vec::new();
+    let rollback = |undo: &[(PathBuf, String)]| {
+        for (p, v) in undo.iter().rev() {
+            let _ = fs::write(p, v);
+        }
+    };
     for (w, path, value) in resolved {
         let old = restorable(&path);
-        if let Err(e) = write_file(&path, value) {
-            for (p, v) in undo.iter().rev() {
-                let _ = fs::write(p, v);
+        match fs::write(&path, value) {
+            Ok(()) => {
+                undo.extend(old.map(|old| (path, old)));
+                later.retain_mut(|(_, p, v, old, _)| {
+                    let landed = fs::write(&*p, v).is_ok();
+                    if landed {
+                        undo.extend(old.take().map(|old| (p.clone(), old)));
+                    }
+                    !landed
+                });
             }
-            return Err(e).with_context(|| format!("{}: write {:?}", w.field, value));
+            Err(e) if w.retry_later && e.raw_os_error() == Some(libc::EINVAL) => {
+                later.push((w, path, value, old, e));
+            }
+            Err(e) => {
+                rollback(&undo);
+                return Err(e).with_context(|| {
+                    format!("{}: write {:?} to {}", w.field, value, path.display())
+                });
+            }
         }
-        if let Some(old) = old {
-            undo.push((path, old));
-        }
+    }
+    if let Some((w, path, value, _, e)) = later.into_iter().next() {
+        rollback(&undo);
+        return Err(e)
+            .with_context(|| format!("{}: write {:?} to {}", w.field, value, path.display()));
     }
     Ok(())
 }
@@ -156,10 +220,6 @@ fn restorable(path: &Path) -> Option<String> {
     let old = fs::read_to_string(path).ok()?;
     let old = old.trim_end();
     (!old.is_empty() && !old.contains('\n')).then(|| old.to_string())
-}
-
-pub fn write_file(path: &Path, value: &str) -> Result<()> {
-    fs::write(path, value).with_context(|| format!("write {}", path.display()))
 }
 
 /// Checks that need no kernel: ranges, formats, and the unified keys.
@@ -205,10 +265,25 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
             .with_context(|| format!("linux.resources.hugepageLimits[{i}].pageSize"))?;
     }
     for (i, d) in r.devices().iter().flatten().enumerate() {
-        let access = d.access().as_deref().unwrap_or("rwm");
-        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+        // As runc: the access string is required, and only a, b, c are cgroup types.
+        let access = d.access().as_deref().unwrap_or_default();
+        if access.is_empty() {
+            bail!("linux.resources.devices[{i}].access: must not be empty");
+        }
+        if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
             bail!(
                 "linux.resources.devices[{i}].access: must be made of r, w and m, got {access:?}"
+            );
+        }
+        if let Some(t) = d.typ().filter(|t| {
+            !matches!(
+                t,
+                LinuxDeviceType::A | LinuxDeviceType::B | LinuxDeviceType::C
+            )
+        }) {
+            bail!(
+                "linux.resources.devices[{i}].type: invalid cgroup device type {:?} (a, b or c)",
+                t.as_str()
             );
         }
     }
@@ -291,6 +366,11 @@ mod tests {
             (
                 r#"{"devices":[{"allow":true,"access":"rwx"}]}"#,
                 "devices[0]",
+            ),
+            (r#"{"devices":[{"allow":true}]}"#, "devices[0].access"),
+            (
+                r#"{"devices":[{"allow":true,"type":"p","access":"r"}]}"#,
+                "devices[0].type",
             ),
         ] {
             let e = format!("{:#}", validate(&res(json)).unwrap_err());

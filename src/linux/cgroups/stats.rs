@@ -18,9 +18,89 @@ pub fn collect(cg: &Cgroup) -> Value {
     } else {
         v1(cg)
     };
+    for key in ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb"] {
+        data.entry(key).or_insert_with(|| json!({}));
+    }
     data.insert("intel_rdt".into(), json!({}));
     data.insert("network_interfaces".into(), Value::Null);
+    omit_like_go(&mut data);
     Value::Object(data)
+}
+
+/// runc's types.Stats leaves out zero fields marked omitempty / omitzero;
+/// the same fields are left out here, so that both print the same document.
+fn omit_like_go(data: &mut Map<String, Value>) {
+    if let Some(cpu) = data.get_mut("cpu").and_then(Value::as_object_mut) {
+        if let Some(u) = cpu.get_mut("usage").and_then(Value::as_object_mut) {
+            omit_empty(u, &["total", "percpu", "percpu_kernel", "percpu_user"]);
+        }
+        if let Some(t) = cpu.get_mut("throttling").and_then(Value::as_object_mut) {
+            omit_empty(t, &["periods", "throttledPeriods", "throttledTime"]);
+        }
+        omit_zero(cpu, &["usage", "throttling"]);
+    }
+    if let Some(c) = data.get_mut("cpuset").and_then(Value::as_object_mut) {
+        omit_empty(c, &["cpus", "mems"]);
+    }
+    if let Some(m) = data.get_mut("memory").and_then(Value::as_object_mut) {
+        for entry in ["usage", "swap", "kernel", "kernelTCP"] {
+            if let Some(e) = m.get_mut(entry).and_then(Value::as_object_mut) {
+                omit_empty(e, &["usage", "max"]);
+            }
+        }
+        omit_empty(m, &["cache", "raw"]);
+        omit_zero(m, &["usage", "swap", "kernel", "kernelTCP"]);
+    }
+    if let Some(p) = data.get_mut("pids").and_then(Value::as_object_mut) {
+        omit_empty(p, &["current", "limit"]);
+    }
+    if let Some(b) = data.get_mut("blkio").and_then(Value::as_object_mut) {
+        for list in b.values_mut().filter_map(Value::as_array_mut) {
+            for e in list.iter_mut().filter_map(Value::as_object_mut) {
+                omit_empty(e, &["major", "minor", "op", "value"]);
+            }
+        }
+        let keys: Vec<String> = b.keys().cloned().collect();
+        omit_empty(b, &keys.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    if let Some(h) = data.get_mut("hugetlb").and_then(Value::as_object_mut) {
+        for e in h.values_mut().filter_map(Value::as_object_mut) {
+            omit_empty(e, &["usage", "max"]);
+        }
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_zero),
+        Value::Bool(b) => !b,
+    }
+}
+
+/// Go's omitempty: 0, "", empty list or map.
+fn omit_empty(m: &mut Map<String, Value>, keys: &[&str]) {
+    for k in keys {
+        let empty = m.get(*k).is_some_and(|v| match v {
+            Value::Object(o) => o.is_empty(),
+            other => is_zero(other),
+        });
+        if empty {
+            m.remove(*k);
+        }
+    }
+}
+
+/// Go's omitzero on a struct: every field zero.
+fn omit_zero(m: &mut Map<String, Value>, keys: &[&str]) {
+    for k in keys {
+        if m.get(*k).is_some_and(is_zero) {
+            m.remove(*k);
+        }
+    }
 }
 
 fn read(dir: &Path, file: &str) -> Option<String> {
@@ -98,6 +178,9 @@ fn v1(cg: &Cgroup) -> Map<String, Value> {
             }),
         );
     }
+    if let Some(d) = cg.v1_dir("cpuset") {
+        data.insert("cpuset".into(), cpuset_v1(d));
+    }
     if let Some(d) = cg.v1_dir("pids") {
         data.insert("pids".into(), pids(d));
     }
@@ -117,6 +200,50 @@ fn v1(cg: &Cgroup) -> Map<String, Value> {
         );
     }
     data
+}
+
+fn cpuset_v1(d: &Path) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "cpus".into(),
+        json!(cpu_list(&read(d, "cpuset.cpus").unwrap_or_default())),
+    );
+    out.insert(
+        "cpu_exclusive".into(),
+        json!(num(d, "cpuset.cpu_exclusive")),
+    );
+    out.insert(
+        "mems".into(),
+        json!(cpu_list(&read(d, "cpuset.mems").unwrap_or_default())),
+    );
+    for f in [
+        "mem_hardwall",
+        "mem_exclusive",
+        "memory_migrate",
+        "memory_spread_page",
+        "memory_spread_slab",
+        "memory_pressure",
+        "sched_load_balance",
+    ] {
+        out.insert(f.into(), json!(num(d, &format!("cpuset.{f}"))));
+    }
+    let level = read(d, "cpuset.sched_relax_domain_level")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    out.insert("sched_relax_domain_level".into(), json!(level));
+    Value::Object(out)
+}
+
+/// "0-2,5" -> [0, 1, 2, 5].
+fn cpu_list(s: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+            out.extend(a..=b);
+        }
+    }
+    out
 }
 
 fn throttling(s: &BTreeMap<String, u64>, time_scale: u64) -> Value {
@@ -255,4 +382,33 @@ fn v2(d: &Path) -> Map<String, Value> {
     );
     data.insert("hugetlb".into(), hugetlb(d, "max", "current"));
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_expand() {
+        assert_eq!(cpu_list("0-2,5\n"), [0, 1, 2, 5]);
+        assert!(cpu_list("").is_empty());
+    }
+
+    #[test]
+    fn zero_fields_are_left_out_as_runc_does() {
+        let mut data = json!({
+            "cpu": {"usage": {"total": 0, "percpu": [], "kernel": 0, "user": 0},
+                    "throttling": {"periods": 0}},
+            "memory": {"cache": 0, "usage": {"limit": 5, "usage": 0, "max": 0, "failcnt": 0},
+                       "swap": {"limit": 0, "failcnt": 0}},
+            "pids": {"current": 1, "limit": 0},
+            "blkio": {"ioServicedRecursive": []},
+        });
+        omit_like_go(data.as_object_mut().unwrap());
+        assert_eq!(
+            data,
+            json!({"cpu": {}, "memory": {"usage": {"limit": 5, "failcnt": 0}},
+                   "pids": {"current": 1}, "blkio": {}})
+        );
+    }
 }

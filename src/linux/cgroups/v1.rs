@@ -24,10 +24,11 @@ pub fn plan(
         memory(&mut w, m, cur_limit);
     }
     if let Some(p) = r.pids() {
-        let v = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".into()
+        // As runc 1.5: 0 is a real limit, written as 1 (systemd cannot say 0).
+        let v = match p.limit() {
+            n if n > 0 => n.to_string(),
+            0 => "1".into(),
+            _ => "max".into(),
         };
         w.push(Write::new(
             &format!("{F}.pids.limit"),
@@ -110,14 +111,17 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
             s,
         ));
     }
-    // The period goes first: the kernel checks quota against it.
+    // As runc: period and burst first; a value the kernel refuses against the
+    // old quota is tried again once the new quota is in.
     if let Some(p) = c.period().filter(|p| *p != 0) {
-        w.push(Write::new(
-            &format!("{F}.cpu.period"),
-            "cpu",
-            "cpu.cfs_period_us",
-            p,
-        ));
+        w.push(Write::new(&format!("{F}.cpu.period"), "cpu", "cpu.cfs_period_us", p).retry_later());
+    }
+    if let Some(b) = c.burst() {
+        w.push(
+            Write::new(&format!("{F}.cpu.burst"), "cpu", "cpu.cfs_burst_us", b)
+                .skip_if_missing()
+                .retry_later(),
+        );
     }
     if let Some(q) = c.quota().filter(|q| *q != 0) {
         w.push(Write::new(
@@ -127,21 +131,19 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
             q,
         ));
     }
-    if let Some(b) = c.burst() {
-        w.push(Write::new(
-            &format!("{F}.cpu.burst"),
-            "cpu",
-            "cpu.cfs_burst_us",
-            b,
-        ));
+    if let Some(i) = c.idle() {
+        w.push(Write::new(&format!("{F}.cpu.idle"), "cpu", "cpu.idle", i));
     }
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
-        w.push(Write::new(
-            &format!("{F}.cpu.realtimePeriod"),
-            "cpu",
-            "cpu.rt_period_us",
-            p,
-        ));
+        w.push(
+            Write::new(
+                &format!("{F}.cpu.realtimePeriod"),
+                "cpu",
+                "cpu.rt_period_us",
+                p,
+            )
+            .retry_later(),
+        );
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
         w.push(Write::new(
@@ -150,9 +152,6 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
             "cpu.rt_runtime_us",
             r,
         ));
-    }
-    if let Some(i) = c.idle() {
-        w.push(Write::new(&format!("{F}.cpu.idle"), "cpu", "cpu.idle", i));
     }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
         w.push(Write::new(
@@ -173,35 +172,44 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) {
 }
 
 fn memory(w: &mut Vec<Write>, m: &LinuxMemory, cur_limit: i64) {
-    let limit = m.limit().filter(|l| *l != 0).map(|l| {
+    let limit = m.limit().unwrap_or(0);
+    let mut swap = m.swap().unwrap_or(0);
+    // As runc: an unlimited memory limit without a swap value lifts memsw too
+    // (where the kernel has it), else the kernel refuses memory > memsw.
+    let implied_swap = limit == -1 && swap == 0;
+    if implied_swap {
+        swap = -1;
+    }
+    let limit_w = (limit != 0).then(|| {
         Write::new(
             &format!("{F}.memory.limit"),
             "memory",
             "memory.limit_in_bytes",
-            l,
+            limit,
         )
     });
-    let swap = m.swap().filter(|s| *s != 0).map(|s| {
-        Write::new(
+    let swap_w = (swap != 0).then(|| {
+        let w = Write::new(
             &format!("{F}.memory.swap"),
             "memory",
             "memory.memsw.limit_in_bytes",
-            s,
-        )
+            swap,
+        );
+        if implied_swap {
+            w.skip_if_missing()
+        } else {
+            w
+        }
     });
-    // memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every step: raise
-    // memsw first when it grows (or becomes unlimited), lower it after otherwise.
-    let swap_first = match (m.swap(), m.limit()) {
-        (Some(-1), _) => true,
-        (_, Some(l)) => l == -1 || l > cur_limit,
-        _ => true,
-    };
+    // memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every step: memsw
+    // goes first when it becomes unlimited or grows past the current limit.
+    let swap_first = limit != 0 && swap != 0 && (swap == -1 || cur_limit < swap);
     if swap_first {
-        w.extend(swap);
-        w.extend(limit);
+        w.extend(swap_w);
+        w.extend(limit_w);
     } else {
-        w.extend(limit);
-        w.extend(swap);
+        w.extend(limit_w);
+        w.extend(swap_w);
     }
     if let Some(r) = m.reservation().filter(|r| *r != 0) {
         w.push(Write::new(
@@ -211,27 +219,8 @@ fn memory(w: &mut Vec<Write>, m: &LinuxMemory, cur_limit: i64) {
             r,
         ));
     }
-    if let Some(k) = m.kernel().filter(|k| *k != 0) {
-        w.push(
-            Write::new(
-                &format!("{F}.memory.kernel"),
-                "memory",
-                "memory.kmem.limit_in_bytes",
-                k,
-            )
-            .warn_if_missing(),
-        );
-    }
-    if let Some(k) = m.kernel_tcp().filter(|k| *k != 0) {
-        w.push(
-            Write::new(
-                &format!("{F}.memory.kernelTCP"),
-                "memory",
-                "memory.kmem.tcp.limit_in_bytes",
-                k,
-            )
-            .warn_if_missing(),
-        );
+    if m.kernel().is_some() || m.kernel_tcp().is_some() {
+        crate::logger::warn("Kernel memory settings are ignored and will be removed");
     }
     if let Some(s) = m.swappiness() {
         w.push(Write::new(
@@ -368,6 +357,24 @@ mod tests {
                 pair("memory.memsw.limit_in_bytes", "2000")
             ]
         );
+    }
+
+    #[test]
+    fn unlimited_memory_lifts_memsw_first() {
+        let w: Vec<Write> = plan(
+            &serde_json::from_str(r#"{"memory":{"limit":-1}}"#).unwrap(),
+            None,
+            1 << 26,
+        )
+        .unwrap();
+        assert_eq!(w[0].targets[0], pair("memory.memsw.limit_in_bytes", "-1"));
+        assert_eq!(w[0].missing, super::super::resources::Missing::Skip);
+        assert_eq!(w[1].targets[0], pair("memory.limit_in_bytes", "-1"));
+    }
+
+    #[test]
+    fn pids_zero_is_one() {
+        assert_eq!(files(r#"{"pids":{"limit":0}}"#, 0), [pair("pids.max", "1")]);
     }
 
     #[test]
