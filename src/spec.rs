@@ -45,15 +45,44 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
 
 /// Parses config.json without the capability names runc ignores (unknown, misspelled or
 /// too new for this kernel), which it returns for the caller to warn about.
+/// A `linux.resources.pids` without `limit` is dropped: runc leaves pids.max alone then,
+/// while oci-spec would read a missing limit as 0 (which runc writes as 1).
 pub fn parse_lenient(data: &[u8]) -> Result<(Spec, Vec<String>)> {
     let ignored = caps::unavailable_names(data);
-    if ignored.is_empty() {
+    let pids_without_limit = pids_without_limit(data);
+    if ignored.is_empty() && !pids_without_limit {
         return Ok((parse(data)?, ignored));
     }
     let mut value: serde_json::Value = serde_json::from_slice(data).context("config.json")?;
     caps::remove_names(&mut value["process"]["capabilities"], &ignored);
+    if pids_without_limit {
+        if let Some(r) = value["linux"]["resources"].as_object_mut() {
+            r.remove("pids");
+        }
+    }
     let cleaned = serde_json::to_vec(&value).context("config.json")?;
     Ok((parse(&cleaned)?, ignored))
+}
+
+fn pids_without_limit(data: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        resources: Option<Resources>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Resources {
+        pids: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    serde_json::from_slice::<Config>(data).is_ok_and(|c| {
+        c.linux
+            .and_then(|l| l.resources)
+            .and_then(|r| r.pids)
+            .is_some_and(|p| !p.contains_key("limit"))
+    })
 }
 
 /// Parses config.json; a type error names the JSON path of the bad value.
@@ -335,6 +364,19 @@ mod tests {
 
     fn check(v: serde_json::Value) -> Result<namespaces::Plan> {
         validate(&parse(v.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn pids_without_a_limit_is_no_pids_setting() {
+        let mut v = minimal();
+        v["linux"]["resources"] = serde_json::json!({"pids": {}});
+        let (spec, _) = parse_lenient(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert!(r.pids().is_none());
+        v["linux"]["resources"] = serde_json::json!({"pids": {"limit": 0}});
+        let (spec, _) = parse_lenient(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 0);
     }
 
     #[test]
