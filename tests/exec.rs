@@ -15,6 +15,26 @@ use common::{code_of, inside, recv_one_fd, Bundle, Env, Out};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
+/// runc's contract for exec's own failures (bad input, missing program, failed
+/// execve): "exec failed: ..." on one stderr line, exit code 255.
+trait ExecFails {
+    fn exec_fails(self) -> Out;
+}
+
+impl ExecFails for Out {
+    #[track_caller]
+    fn exec_fails(self) -> Out {
+        assert_eq!(self.code, 255, "expected exit 255: {self:?}");
+        assert_eq!(
+            self.stderr.trim_end_matches('\n').lines().count(),
+            1,
+            "expected one stderr line: {self:?}"
+        );
+        assert!(self.stderr.starts_with("exec failed: "), "{self:?}");
+        self
+    }
+}
+
 /// The container's init in every test (exec'd sleeps use another number).
 const INIT: [&str; 2] = ["sleep", "100000"];
 
@@ -247,7 +267,7 @@ fn bad_process_files_fail_with_one_line() {
     )
     .unwrap();
     for f in [&missing, &garbage, &no_args] {
-        exec(&env, &["--process", f.to_str().unwrap()], &id, &[]).fails_with_one_line();
+        exec(&env, &["--process", f.to_str().unwrap()], &id, &[]).exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -259,7 +279,7 @@ fn bad_process_files_fail_with_one_line() {
 fn exec_into_a_nonexistent_container_fails() {
     let env = Env::new();
     let id = env.id("nosuch");
-    let out = exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["true"]).exec_fails();
     assert!(out.stderr.contains("does not exist"), "{out:?}");
     env.assert_clean();
 }
@@ -272,7 +292,7 @@ fn exec_into_a_stopped_container_fails() {
     env.create(&b, &id).success();
     env.paddock(&["start", &id]).success();
     assert!(env.wait_status(&id, "stopped"));
-    exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    exec(&env, &[], &id, &["true"]).exec_fails();
     assert_eq!(env.status(&id), "stopped");
     env.paddock(&["delete", &id]).success();
     env.assert_clean();
@@ -282,7 +302,7 @@ fn exec_into_a_stopped_container_fails() {
 fn missing_executable_fails_and_leaves_nothing() {
     let env = Env::new();
     let (id, init) = running(&env);
-    let out = exec(&env, &[], &id, &["/no/such/program"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["/no/such/program"]).exec_fails();
     assert!(out.stderr.contains("/no/such/program"), "{out:?}");
     assert_eq!(env.status(&id), "running");
     assert_eq!(ns_members(init), [(init, 'S')]);
@@ -294,7 +314,7 @@ fn missing_executable_fails_and_leaves_nothing() {
 fn exec_without_a_command_fails() {
     let env = Env::new();
     let (id, _) = running(&env);
-    exec(&env, &[], &id, &[]).fails_with_one_line();
+    exec(&env, &[], &id, &[]).exec_fails();
     down(&env, &id);
 }
 
@@ -473,7 +493,7 @@ fn cgroup_flag_outside_or_missing_is_refused() {
     let env = Env::new();
     let (id, init) = running(&env);
     for bad in ["../escape", "/../../x", "nosuch", "pids:nosuch"] {
-        exec(&env, &["--cgroup", bad], &id, &["true"]).fails_with_one_line();
+        exec(&env, &["--cgroup", bad], &id, &["true"]).exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -490,8 +510,8 @@ fn cwd_flag_and_the_config_cwd() {
     assert_eq!(exec(&env, &[], &id, &["pwd"]).success().stdout, "/root\n");
     let out = exec(&env, &["--cwd", "/tmp"], &id, &["pwd"]).success();
     assert_eq!(out.stdout, "/tmp\n");
-    exec(&env, &["--cwd", "tmp"], &id, &["pwd"]).fails_with_one_line();
-    exec(&env, &["--cwd", "/no/such/dir"], &id, &["pwd"]).fails_with_one_line();
+    exec(&env, &["--cwd", "tmp"], &id, &["pwd"]).exec_fails();
+    exec(&env, &["--cwd", "/no/such/dir"], &id, &["pwd"]).exec_fails();
     down(&env, &id);
 }
 
@@ -508,7 +528,7 @@ fn cwd_through_an_inherited_host_fd_is_refused() {
         give_fds(&mut cmd, &[&host_dir]);
         let out = env.output(cmd);
         assert!(!out.stdout.contains("paddock"), "host dir leaked: {out:?}");
-        out.fails_with_one_line();
+        out.exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -531,7 +551,7 @@ fn env_flag_adds_and_overrides_the_container_env() {
     assert!(vars.contains(&"TERM=dumb"), "{out:?}");
     assert!(vars.iter().any(|v| v.starts_with("PATH=")), "{out:?}");
     assert!(!out.stdout.contains("PADDOCK_HOST_ONLY"), "{out:?}");
-    exec(&env, &["-e", "NOEQUALS"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["-e", "NOEQUALS"], &id, &["true"]).exec_fails();
     down(&env, &id);
 }
 
@@ -561,7 +581,7 @@ fn user_flag_sets_uid_and_gid() {
         "0\t0\t0\t0",
         "gid from the config"
     );
-    exec(&env, &["-u", "bob"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["-u", "bob"], &id, &["true"]).exec_fails();
     down(&env, &id);
 }
 
@@ -628,7 +648,7 @@ fn capabilities_default_to_the_container_and_cap_adds_one() {
     .success()
     .stdout;
     assert_eq!(hex(&st, "CapEff"), DEFAULT_CAPS | NET_RAW);
-    exec(&env, &["--cap", "CAP_BOGUS"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["--cap", "CAP_BOGUS"], &id, &["true"]).exec_fails();
     down(&env, &id);
 }
 
@@ -683,7 +703,7 @@ fn apparmor_and_process_label_fail_clearly_without_the_lsm() {
         ["--apparmor", "unconfined"],
         ["--process-label", "system_u:system_r:container_t:s0"],
     ] {
-        let out = exec(&env, &pre, &id, &["true"]).fails_with_one_line();
+        let out = exec(&env, &pre, &id, &["true"]).exec_fails();
         assert!(
             out.stderr.contains("is not enabled on this host"),
             "{out:?}"
@@ -769,14 +789,14 @@ fn tty_misuse_is_refused() {
     let sock = env.dir.join("unused.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
     // --tty --detach needs a console socket; a console socket needs --tty.
-    exec(&env, &["-t", "-d"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["-t", "-d"], &id, &["true"]).exec_fails();
     exec(
         &env,
         &["--console-socket", sock.to_str().unwrap()],
         &id,
         &["true"],
     )
-    .fails_with_one_line();
+    .exec_fails();
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
 }
@@ -795,7 +815,7 @@ fn ignore_paused_allows_exec_into_a_paused_container() {
     let (id, _) = running(&env);
     env.paddock(&["pause", &id]).success();
     assert_eq!(env.status(&id), "paused");
-    let out = exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["true"]).exec_fails();
     assert!(out.stderr.contains("paused"), "{out:?}");
     let mut child = env.spawn(
         &exec_args(&["--ignore-paused"], &id, &["echo", "ok"]),
