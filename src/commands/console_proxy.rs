@@ -37,8 +37,9 @@ pub fn receive_master(sock: &UnixStream) -> Result<OwnedFd> {
     bail!("container init sent no console fd")
 }
 
-/// As runc on its side of the pty: no "\n" to "\r\n" translation, so the caller's
-/// own (raw) terminal gets the program's output byte for byte.
+/// As runc on its side of the pty: no "\n" to "\r\n" translation there, so a caller
+/// reading our stdout through a pipe gets the program's bytes; a caller's terminal
+/// still translates them itself (HostConsole keeps its output processing).
 fn clear_onlcr(master: BorrowedFd<'_>) -> Result<()> {
     let mut t = tcgetattr(master).context("get the console's attributes")?;
     t.output_flags.remove(OutputFlags::ONLCR);
@@ -46,8 +47,8 @@ fn clear_onlcr(master: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// The caller's terminal, as runc finds it: the first of stderr, stdout and stdin
-/// that is a tty, else the controlling terminal. It is put in raw mode while we
-/// proxy (restored when dropped) and gives the container its window size. Unlike
+/// that is a tty, else the controlling terminal. It is put in raw mode (output
+/// processing kept) while we proxy (restored when dropped) and gives the container its window size. Unlike
 /// runc, a caller without any terminal is fine: there is just nothing to set.
 struct HostConsole {
     fd: Option<RawFd>,
@@ -76,6 +77,9 @@ impl HostConsole {
             let saved = tcgetattr(tty).ok()?;
             let mut raw = saved.clone();
             cfmakeraw(&mut raw);
+            // As runc: output processing stays on, so the "\n" the container's pty now
+            // passes through becomes "\r\n" on the caller's terminal.
+            raw.output_flags.insert(OutputFlags::OPOST);
             let _ = tcsetattr(tty, SetArg::TCSANOW, &raw);
             Some(saved)
         });

@@ -100,14 +100,23 @@ fn run_hook(hook: &Hook, state_json: &str) -> Result<()> {
         Some(status) => bail!(
             "{}, stdout: {}, stderr: {}",
             describe_failure(status),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            one_line(&output.stdout),
+            one_line(&output.stderr)
         ),
         None => bail!(
             "hook ran past specified timeout of {:.1}s",
             hook.timeout().unwrap_or_default() as f64
         ),
     }
+}
+
+/// A hook's output inside a one-line error, line breaks escaped as runc's log shows them.
+fn one_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace('\t', "\\t")
 }
 
 /// Go's wording for an errno, which runc's hook errors carry: strerror, lower-cased first.
@@ -404,7 +413,7 @@ mod tests {
             .to_string();
         assert_eq!(
             err,
-            "error running poststart hook #1: signal: terminated, stdout: out\n, stderr: err\n"
+            "error running poststart hook #1: signal: terminated, stdout: out\\n, stderr: err\\n"
         );
     }
 

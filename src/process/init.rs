@@ -54,8 +54,10 @@ pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
     {
         crate::logger::write_stderr(&format!("paddock {who}: {message}\n"));
     }
-    // SAFETY: _exit skips destructors and atexit handlers that belong to the parent.
-    unsafe { libc::_exit(1) }
+    // 255 as runc 1.5's init: after start (a startContainer hook, a failed execve)
+    // this is the container's exit code. _exit skips the parent's destructors.
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(255) }
 }
 
 fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
