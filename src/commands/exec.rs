@@ -119,6 +119,9 @@ fn read_process_file(path: &Path) -> Result<Process> {
         Some(c) if !c.starts_with('/') => bail!("--process: cwd: Cwd must be an absolute path"),
         Some(_) => {}
     }
+    if let Some(caps) = obj.get_mut("capabilities") {
+        drop_unknown_capabilities(caps);
+    }
     let p: Process = serde_path_to_error::deserialize(value)
         .map_err(|e| anyhow::anyhow!("--process: {}: {}", e.path(), e.inner()))?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -170,8 +173,12 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
     }
     if !args.cap.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &args.cap {
-            let cap = parse_capability(name)?;
+            let Some(cap) = parse_capability(name) else {
+                unknown.push(name.clone());
+                continue;
+            };
             // Never inheritable (CVE-2022-29162).
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = set.clone().unwrap_or_default();
@@ -188,8 +195,48 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
             }
         }
         p.set_capabilities(Some(caps));
+        warn_unknown_capabilities(unknown);
     }
     Ok(p)
+}
+
+/// As runc 1.5: capability names it does not know are dropped with a warning, so a
+/// process.json written for a newer kernel still runs.
+fn drop_unknown_capabilities(caps: &mut serde_json::Value) {
+    let mut unknown = Vec::new();
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|name| {
+                let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
+                if !known {
+                    unknown.push(
+                        name.as_str()
+                            .map_or_else(|| name.to_string(), str::to_string),
+                    );
+                }
+                known
+            });
+        }
+    }
+    warn_unknown_capabilities(unknown);
+}
+
+fn warn_unknown_capabilities(mut unknown: Vec<String>) {
+    if unknown.is_empty() {
+        return;
+    }
+    unknown.sort();
+    unknown.dedup();
+    crate::logger::warn(&format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        unknown.join(" ")
+    ));
 }
 
 /// The container's environment with KEY=VALUE overrides applied.
@@ -246,12 +293,12 @@ fn exec_cgroup(container: &str, sub: Option<&str>) -> Result<Cgroup> {
 }
 
 /// runc's spelling (CAP_NET_RAW) as well as oci-spec's (NET_RAW), any case.
-fn parse_capability(name: &str) -> Result<Capability> {
+fn parse_capability(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     Capability::from_str(bare)
         .or_else(|_| Capability::from_str(&upper))
-        .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))
+        .ok()
 }
 
 #[cfg(test)]
@@ -271,8 +318,15 @@ mod tests {
     #[test]
     fn capability_spellings() {
         for n in ["CAP_NET_RAW", "NET_RAW", "cap_net_raw", "net_raw"] {
-            assert_eq!(parse_capability(n).unwrap(), Capability::NetRaw, "{n}");
+            assert_eq!(parse_capability(n), Some(Capability::NetRaw), "{n}");
         }
-        assert!(parse_capability("CAP_NOPE").is_err());
+        assert_eq!(parse_capability("CAP_NOPE"), None);
+        let mut caps =
+            serde_json::json!({"bounding": ["CAP_KILL", "CAP_NOPE"], "ambient": ["CAP_X"]});
+        drop_unknown_capabilities(&mut caps);
+        assert_eq!(
+            caps,
+            serde_json::json!({"bounding": ["CAP_KILL"], "ambient": []})
+        );
     }
 }
