@@ -778,6 +778,49 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
     down(&env, &id);
 }
 
+/// `stty size` read through the console socket of `exec -t` with `pre` flags.
+fn tty_size_via_console_socket(env: &Env, id: &str, pre: &[&str], name: &str) -> String {
+    let sock_path = env.dir.join(format!("{name}.sock"));
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let mut flags = vec!["-t", "--console-socket", sock_path.to_str().unwrap()];
+    flags.extend_from_slice(pre);
+    let cmd: &[&str] = if pre.contains(&"-p") {
+        &[]
+    } else {
+        &["sh", "-c", "stty size; echo done"]
+    };
+    let mut child = env.spawn(&exec_args(&flags, id, cmd), |c| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    });
+    let (conn, _) = listener.accept().unwrap();
+    let master = recv_one_fd(conn.as_raw_fd());
+    let text = common::read_pty_until(master.as_fd(), "done");
+    assert_eq!(wait_child(&mut child), 0);
+    text.lines().next().unwrap_or("").trim_end().to_string()
+}
+
+/// As runc: the config's consoleSize applies to `exec -t` too, and a process.json's own.
+#[test]
+fn tty_console_size_comes_from_the_config_or_the_process_file() {
+    let env = Env::new();
+    let mut b = env.bundle(&INIT);
+    b.config(|c| c["process"]["consoleSize"] = json!({"height": 20, "width": 90}));
+    let (id, _) = up(&env, &b);
+    assert_eq!(tty_size_via_console_socket(&env, &id, &[], "cfg"), "20 90");
+    let f = env.dir.join("sized.json");
+    let process = json!({
+        "terminal": true,
+        "consoleSize": {"height": 10, "width": 110},
+        "args": ["sh", "-c", "stty size; echo done"],
+        "env": ["PATH=/bin"],
+        "cwd": "/"
+    });
+    fs::write(&f, process.to_string()).unwrap();
+    let size = tty_size_via_console_socket(&env, &id, &["-p", f.to_str().unwrap()], "file");
+    assert_eq!(size, "10 110");
+    down(&env, &id);
+}
+
 #[test]
 fn tty_without_console_socket_proxies_in_the_foreground() {
     let env = Env::new();
