@@ -61,8 +61,8 @@ fn home_of(uid: u32) -> String {
         .unwrap_or_else(|| DEFAULT_HOME.to_string())
 }
 
-/// The container's /etc/passwd if it is a regular file: non-blocking, so a FIFO
-/// planted there cannot hang us, and bounded in size.
+/// The container's /etc/passwd if it is a regular file outside procfs and sysfs:
+/// opened non-blocking, so a FIFO planted there cannot hang us, and read bounded.
 fn read_passwd() -> Option<String> {
     let file = File::options()
         .read(true)
@@ -71,6 +71,12 @@ fn read_passwd() -> Option<String> {
         .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
+        return None;
+    }
+    // A link into /proc or /sys could make us read our own (host) environment or
+    // kernel state into the container's HOME.
+    let fs_type = nix::sys::statfs::fstatfs(&file).ok()?.filesystem_type();
+    if fs_type == nix::sys::statfs::PROC_SUPER_MAGIC || fs_type == nix::sys::statfs::SYSFS_MAGIC {
         return None;
     }
     let mut bytes = Vec::new();
