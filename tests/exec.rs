@@ -757,7 +757,7 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
     let sock_path = env.dir.join("console.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     let args = exec_args(
-        &["-t", "--console-socket", sock_path.to_str().unwrap()],
+        &["-t", "-d", "--console-socket", sock_path.to_str().unwrap()],
         &id,
         &["sh", "-c", "tty; echo done"],
     );
@@ -782,7 +782,7 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
 fn tty_size_via_console_socket(env: &Env, id: &str, pre: &[&str], name: &str) -> String {
     let sock_path = env.dir.join(format!("{name}.sock"));
     let listener = UnixListener::bind(&sock_path).unwrap();
-    let mut flags = vec!["-t", "--console-socket", sock_path.to_str().unwrap()];
+    let mut flags = vec!["-t", "-d", "--console-socket", sock_path.to_str().unwrap()];
     flags.extend_from_slice(pre);
     let cmd: &[&str] = if pre.contains(&"-p") {
         &[]
@@ -836,11 +836,19 @@ fn tty_misuse_is_refused() {
     let (id, init) = running(&env);
     let sock = env.dir.join("unused.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
-    // --tty --detach needs a console socket; a console socket needs --tty.
+    // --tty --detach needs a console socket; a console socket needs --tty and
+    // --detach (as in runc: in the foreground paddock proxies the terminal).
     exec(&env, &["-t", "-d"], &id, &["true"]).exec_fails();
     exec(
         &env,
         &["--console-socket", sock.to_str().unwrap()],
+        &id,
+        &["true"],
+    )
+    .exec_fails();
+    exec(
+        &env,
+        &["-t", "--console-socket", sock.to_str().unwrap()],
         &id,
         &["true"],
     )

@@ -475,3 +475,36 @@ fn process_json_without_user_runs_as_root_and_without_cwd_fails() {
     assert_same_code("no cwd", &[outs[0].1.clone(), outs[1].1.clone()]);
     assert_eq!(outs[1].1.code, 255);
 }
+
+/// A console socket is for a caller that detaches: in the foreground both refuse it.
+#[test]
+fn a_console_socket_without_detach_is_refused() {
+    let env = Env::new();
+    let sock = env.dir.join("console.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let sock = sock.to_str().unwrap();
+    let b = terminal_bundle(&env, &["true"]);
+    let outs = side_by_side(|rt| {
+        let id = env.id(rt.name());
+        env.rt(
+            rt,
+            &[
+                "run",
+                "--console-socket",
+                sock,
+                "-b",
+                b.dir.to_str().unwrap(),
+                &id,
+            ],
+        )
+    });
+    assert_same_code("run --console-socket", &outs);
+    assert_eq!(outs[1].code, 1);
+    let b = env.bundle(&["sleep", "1000"]);
+    let outs = with_running(&env, &b, |rt, id| {
+        env.rt(rt, &["exec", "-t", "--console-socket", sock, id, "true"])
+    });
+    assert_same_code("exec -t --console-socket", &outs);
+    assert_eq!(outs[1].code, 255);
+    env.assert_clean();
+}

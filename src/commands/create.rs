@@ -43,6 +43,10 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     if terminal && args.console_socket.is_none() && !proxy_console {
         bail!("--console-socket: required when process.terminal is true");
     }
+    if proxy_console && args.console_socket.is_some() {
+        // As runc: a console socket is for a caller that detaches.
+        bail!("--console-socket: cannot be used without --detach (paddock proxies the terminal itself)");
+    }
     if !terminal && args.console_socket.is_some() {
         bail!("--console-socket: given but process.terminal is false");
     }

@@ -57,6 +57,10 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
     }
     let mut proxy_end = None;
     let console = match (&args.console_socket, terminal) {
+        // As runc: a console socket is for a caller that detaches.
+        (Some(_), true) if !args.detach => {
+            bail!("--console-socket: cannot be used without --detach (paddock proxies the terminal itself)")
+        }
         (Some(p), true) => Some(
             UnixStream::connect(p)
                 .with_context(|| format!("--console-socket: connect {}", p.display()))?
