@@ -733,6 +733,13 @@ fn preserve_fds_passes_fd_3() {
     assert_eq!(run(&["cat", "/proc/self/fd/3"]), "through fd 3");
     // ls opens one fd of its own for the directory.
     assert_eq!(fd_list(&run(&["ls", "/proc/self/fd"])), [0, 1, 2, 3, 4]);
+    // As runc 1.5: fds that the caller did not open are refused up front, so none of
+    // ours can take their place.
+    let out = exec(&env, &["--preserve-fds", "2"], &id, &["true"]).exec_fails();
+    assert!(
+        out.stderr.contains("--preserve-fds: fd 3 is not open"),
+        "{out:?}"
+    );
     down(&env, &id);
 }
 

@@ -119,6 +119,24 @@ fn home_is_looked_up_safely_in_the_containers_passwd() {
     assert_eq!(out.stdout, "/\n");
 }
 
+/// The container's own terminal goes to its user; a caller's terminal passed as
+/// stdio (no process.terminal) keeps its host owner.
+#[test]
+fn only_the_containers_own_pty_is_given_to_its_user() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.config(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave_path = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+    let before = fs::metadata(&slave_path).unwrap().uid();
+    let id = env.id("hostpty");
+    let mut cmd = env.cmd(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    cmd.stdin(std::process::Stdio::from(pty.slave.try_clone().unwrap()));
+    env.output(cmd).success();
+    assert_eq!(fs::metadata(&slave_path).unwrap().uid(), before);
+}
+
 #[test]
 fn user_uid_gid_and_additional_gids_are_exact() {
     let env = Env::new();

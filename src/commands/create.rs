@@ -168,7 +168,7 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Fds 3..3+N must be open, or our own fds could land there and leak into the container.
-fn check_preserved_fds(n: u32) -> Result<()> {
+pub fn check_preserved_fds(n: u32) -> Result<()> {
     for fd in 3..3 + n as i32 {
         // SAFETY: F_GETFD only queries.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {

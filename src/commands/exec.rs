@@ -31,6 +31,8 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
 }
 
 fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
+    // First, before we open anything that could take the place of a missing one.
+    super::create::check_preserved_fds(args.preserve_fds)?;
     let (c, spec) = {
         // Held only while reading: a long-running exec must not block other commands.
         let sd = StateDir::open(&g.root, &args.id)?;

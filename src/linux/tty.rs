@@ -118,8 +118,9 @@ pub fn make_controlling_stdio(slave: BorrowedFd<'_>) -> Result<()> {
 
 /// As runc does before the user changes: each of fds 0-2 that is a pty slave is
 /// chowned to `uid` (the group stays devpts's), so the process's own user can use
-/// its terminal. Unlike runc, other stdio (a caller's file, a host device) is left
-/// alone: chowning it would hand a host inode to the container's user.
+/// its terminal. Call it only when stdio is the container's own console: unlike runc,
+/// paddock never chowns inherited stdio (a caller's file or host tty), which would
+/// hand a host inode to a host uid that the container's user may map to.
 pub fn give_stdio_pty_to(uid: u32) -> Result<()> {
     for fd in 0..=2 {
         let Ok(st) = fstat(fd) else {

@@ -233,7 +233,10 @@ pub(super) fn confine(
     // Before any filter: the profile may not allow close_range.
     keep_only_container_fds(preserve_fds)?;
     // While still root: the process's own user must be able to use its terminal.
-    tty::give_stdio_pty_to(process.user().uid())?;
+    // Only a terminal we made: inherited stdio may be the caller's host tty.
+    if process.terminal().unwrap_or(false) {
+        tty::give_stdio_pty_to(process.user().uid())?;
+    }
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let pending = if no_new_privs {
         seccomp
