@@ -508,3 +508,23 @@ fn a_console_socket_without_detach_is_refused() {
     assert_eq!(outs[1].code, 255);
     env.assert_clean();
 }
+
+/// After start, init's own failure is the container's exit code: runc 1.5's init
+/// exits 255 (1.1.5's exits 1), so paddock's code is checked alone.
+#[test]
+fn a_failing_start_container_hook_ends_the_container_with_255() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.push(|c| &mut c["hooks"]["startContainer"], sh_hook("exit 5"));
+    let outs = side_by_side(|rt| env.rt_run(rt, &b));
+    assert_ne!(outs[0].code, 0, "{:?}", outs[0]);
+    assert_eq!(outs[1].code, 255, "{:?}", outs[1]);
+    assert!(
+        outs[1]
+            .stderr
+            .contains("error running startContainer hook #0: exit status 5"),
+        "{:?}",
+        outs[1]
+    );
+    env.assert_clean();
+}
