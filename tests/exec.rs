@@ -15,6 +15,26 @@ use common::{code_of, inside, recv_one_fd, Bundle, Env, Out};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::json;
 
+/// runc's contract for exec's own failures (bad input, missing program, failed
+/// execve): "exec failed: ..." on one stderr line, exit code 255.
+trait ExecFails {
+    fn exec_fails(self) -> Out;
+}
+
+impl ExecFails for Out {
+    #[track_caller]
+    fn exec_fails(self) -> Out {
+        assert_eq!(self.code, 255, "expected exit 255: {self:?}");
+        assert_eq!(
+            self.stderr.trim_end_matches('\n').lines().count(),
+            1,
+            "expected one stderr line: {self:?}"
+        );
+        assert!(self.stderr.starts_with("exec failed: "), "{self:?}");
+        self
+    }
+}
+
 /// The container's init in every test (exec'd sleeps use another number).
 const INIT: [&str; 2] = ["sleep", "100000"];
 
@@ -247,7 +267,7 @@ fn bad_process_files_fail_with_one_line() {
     )
     .unwrap();
     for f in [&missing, &garbage, &no_args] {
-        exec(&env, &["--process", f.to_str().unwrap()], &id, &[]).fails_with_one_line();
+        exec(&env, &["--process", f.to_str().unwrap()], &id, &[]).exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -259,7 +279,7 @@ fn bad_process_files_fail_with_one_line() {
 fn exec_into_a_nonexistent_container_fails() {
     let env = Env::new();
     let id = env.id("nosuch");
-    let out = exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["true"]).exec_fails();
     assert!(out.stderr.contains("does not exist"), "{out:?}");
     env.assert_clean();
 }
@@ -272,7 +292,7 @@ fn exec_into_a_stopped_container_fails() {
     env.create(&b, &id).success();
     env.paddock(&["start", &id]).success();
     assert!(env.wait_status(&id, "stopped"));
-    exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    exec(&env, &[], &id, &["true"]).exec_fails();
     assert_eq!(env.status(&id), "stopped");
     env.paddock(&["delete", &id]).success();
     env.assert_clean();
@@ -282,7 +302,7 @@ fn exec_into_a_stopped_container_fails() {
 fn missing_executable_fails_and_leaves_nothing() {
     let env = Env::new();
     let (id, init) = running(&env);
-    let out = exec(&env, &[], &id, &["/no/such/program"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["/no/such/program"]).exec_fails();
     assert!(out.stderr.contains("/no/such/program"), "{out:?}");
     assert_eq!(env.status(&id), "running");
     assert_eq!(ns_members(init), [(init, 'S')]);
@@ -294,7 +314,7 @@ fn missing_executable_fails_and_leaves_nothing() {
 fn exec_without_a_command_fails() {
     let env = Env::new();
     let (id, _) = running(&env);
-    exec(&env, &[], &id, &[]).fails_with_one_line();
+    exec(&env, &[], &id, &[]).exec_fails();
     down(&env, &id);
 }
 
@@ -473,7 +493,7 @@ fn cgroup_flag_outside_or_missing_is_refused() {
     let env = Env::new();
     let (id, init) = running(&env);
     for bad in ["../escape", "/../../x", "nosuch", "pids:nosuch"] {
-        exec(&env, &["--cgroup", bad], &id, &["true"]).fails_with_one_line();
+        exec(&env, &["--cgroup", bad], &id, &["true"]).exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -490,8 +510,8 @@ fn cwd_flag_and_the_config_cwd() {
     assert_eq!(exec(&env, &[], &id, &["pwd"]).success().stdout, "/root\n");
     let out = exec(&env, &["--cwd", "/tmp"], &id, &["pwd"]).success();
     assert_eq!(out.stdout, "/tmp\n");
-    exec(&env, &["--cwd", "tmp"], &id, &["pwd"]).fails_with_one_line();
-    exec(&env, &["--cwd", "/no/such/dir"], &id, &["pwd"]).fails_with_one_line();
+    exec(&env, &["--cwd", "tmp"], &id, &["pwd"]).exec_fails();
+    exec(&env, &["--cwd", "/no/such/dir"], &id, &["pwd"]).exec_fails();
     down(&env, &id);
 }
 
@@ -508,7 +528,7 @@ fn cwd_through_an_inherited_host_fd_is_refused() {
         give_fds(&mut cmd, &[&host_dir]);
         let out = env.output(cmd);
         assert!(!out.stdout.contains("paddock"), "host dir leaked: {out:?}");
-        out.fails_with_one_line();
+        out.exec_fails();
     }
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
@@ -531,7 +551,7 @@ fn env_flag_adds_and_overrides_the_container_env() {
     assert!(vars.contains(&"TERM=dumb"), "{out:?}");
     assert!(vars.iter().any(|v| v.starts_with("PATH=")), "{out:?}");
     assert!(!out.stdout.contains("PADDOCK_HOST_ONLY"), "{out:?}");
-    exec(&env, &["-e", "NOEQUALS"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["-e", "NOEQUALS"], &id, &["true"]).exec_fails();
     down(&env, &id);
 }
 
@@ -561,7 +581,7 @@ fn user_flag_sets_uid_and_gid() {
         "0\t0\t0\t0",
         "gid from the config"
     );
-    exec(&env, &["-u", "bob"], &id, &["true"]).fails_with_one_line();
+    exec(&env, &["-u", "bob"], &id, &["true"]).exec_fails();
     down(&env, &id);
 }
 
@@ -628,7 +648,12 @@ fn capabilities_default_to_the_container_and_cap_adds_one() {
     .success()
     .stdout;
     assert_eq!(hex(&st, "CapEff"), DEFAULT_CAPS | NET_RAW);
-    exec(&env, &["--cap", "CAP_BOGUS"], &id, &["true"]).fails_with_one_line();
+    // As runc 1.5: an unknown name is ignored with a warning.
+    let out = exec(&env, &["--cap", "CAP_BOGUS"], &id, &["true"]).success();
+    assert!(
+        out.stderr.is_empty() || out.stderr.contains("CAP_BOGUS"),
+        "{out:?}"
+    );
     down(&env, &id);
 }
 
@@ -683,7 +708,7 @@ fn apparmor_and_process_label_fail_clearly_without_the_lsm() {
         ["--apparmor", "unconfined"],
         ["--process-label", "system_u:system_r:container_t:s0"],
     ] {
-        let out = exec(&env, &pre, &id, &["true"]).fails_with_one_line();
+        let out = exec(&env, &pre, &id, &["true"]).exec_fails();
         assert!(
             out.stderr.contains("is not enabled on this host"),
             "{out:?}"
@@ -708,6 +733,13 @@ fn preserve_fds_passes_fd_3() {
     assert_eq!(run(&["cat", "/proc/self/fd/3"]), "through fd 3");
     // ls opens one fd of its own for the directory.
     assert_eq!(fd_list(&run(&["ls", "/proc/self/fd"])), [0, 1, 2, 3, 4]);
+    // As runc 1.5: fds that the caller did not open are refused up front, so none of
+    // ours can take their place.
+    let out = exec(&env, &["--preserve-fds", "2"], &id, &["true"]).exec_fails();
+    assert!(
+        out.stderr.contains("--preserve-fds: fd 3 is not open"),
+        "{out:?}"
+    );
     down(&env, &id);
 }
 
@@ -732,7 +764,7 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
     let sock_path = env.dir.join("console.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     let args = exec_args(
-        &["-t", "--console-socket", sock_path.to_str().unwrap()],
+        &["-t", "-d", "--console-socket", sock_path.to_str().unwrap()],
         &id,
         &["sh", "-c", "tty; echo done"],
     );
@@ -753,6 +785,49 @@ fn tty_sends_exactly_one_pty_fd_to_the_console_socket() {
     down(&env, &id);
 }
 
+/// `stty size` read through the console socket of `exec -t` with `pre` flags.
+fn tty_size_via_console_socket(env: &Env, id: &str, pre: &[&str], name: &str) -> String {
+    let sock_path = env.dir.join(format!("{name}.sock"));
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let mut flags = vec!["-t", "-d", "--console-socket", sock_path.to_str().unwrap()];
+    flags.extend_from_slice(pre);
+    let cmd: &[&str] = if pre.contains(&"-p") {
+        &[]
+    } else {
+        &["sh", "-c", "stty size; echo done"]
+    };
+    let mut child = env.spawn(&exec_args(&flags, id, cmd), |c| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    });
+    let (conn, _) = listener.accept().unwrap();
+    let master = recv_one_fd(conn.as_raw_fd());
+    let text = common::read_pty_until(master.as_fd(), "done");
+    assert_eq!(wait_child(&mut child), 0);
+    text.lines().next().unwrap_or("").trim_end().to_string()
+}
+
+/// As runc: the config's consoleSize applies to `exec -t` too, and a process.json's own.
+#[test]
+fn tty_console_size_comes_from_the_config_or_the_process_file() {
+    let env = Env::new();
+    let mut b = env.bundle(&INIT);
+    b.config(|c| c["process"]["consoleSize"] = json!({"height": 20, "width": 90}));
+    let (id, _) = up(&env, &b);
+    assert_eq!(tty_size_via_console_socket(&env, &id, &[], "cfg"), "20 90");
+    let f = env.dir.join("sized.json");
+    let process = json!({
+        "terminal": true,
+        "consoleSize": {"height": 10, "width": 110},
+        "args": ["sh", "-c", "stty size; echo done"],
+        "env": ["PATH=/bin"],
+        "cwd": "/"
+    });
+    fs::write(&f, process.to_string()).unwrap();
+    let size = tty_size_via_console_socket(&env, &id, &["-p", f.to_str().unwrap()], "file");
+    assert_eq!(size, "10 110");
+    down(&env, &id);
+}
+
 #[test]
 fn tty_without_console_socket_proxies_in_the_foreground() {
     let env = Env::new();
@@ -768,15 +843,23 @@ fn tty_misuse_is_refused() {
     let (id, init) = running(&env);
     let sock = env.dir.join("unused.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
-    // --tty --detach needs a console socket; a console socket needs --tty.
-    exec(&env, &["-t", "-d"], &id, &["true"]).fails_with_one_line();
+    // --tty --detach needs a console socket; a console socket needs --tty and
+    // --detach (as in runc: in the foreground paddock proxies the terminal).
+    exec(&env, &["-t", "-d"], &id, &["true"]).exec_fails();
     exec(
         &env,
         &["--console-socket", sock.to_str().unwrap()],
         &id,
         &["true"],
     )
-    .fails_with_one_line();
+    .exec_fails();
+    exec(
+        &env,
+        &["-t", "--console-socket", sock.to_str().unwrap()],
+        &id,
+        &["true"],
+    )
+    .exec_fails();
     assert_eq!(ns_members(init), [(init, 'S')]);
     down(&env, &id);
 }
@@ -795,7 +878,7 @@ fn ignore_paused_allows_exec_into_a_paused_container() {
     let (id, _) = running(&env);
     env.paddock(&["pause", &id]).success();
     assert_eq!(env.status(&id), "paused");
-    let out = exec(&env, &[], &id, &["true"]).fails_with_one_line();
+    let out = exec(&env, &[], &id, &["true"]).exec_fails();
     assert!(out.stderr.contains("paused"), "{out:?}");
     let mut child = env.spawn(
         &exec_args(&["--ignore-paused"], &id, &["echo", "ok"]),

@@ -96,6 +96,47 @@ fn host_environment_does_not_leak() {
     assert!(out.stdout.contains("TERM=xterm"), "{out:?}");
 }
 
+/// HOME from the container's /etc/passwd (as runc), but never from a planted FIFO
+/// (which must not hang create) or a link into /proc (the runtime's own environment).
+#[test]
+fn home_is_looked_up_safely_in_the_containers_passwd() {
+    let env = Env::new();
+    let mut b = env.bundle(&[]);
+    b.config(|c| c["process"]["env"] = json!(["PATH=/bin"]));
+    assert_eq!(env.run_sh(&mut b, "echo $HOME").stdout, "/root\n");
+    let passwd = b.rootfs.join("etc/passwd");
+    fs::remove_file(&passwd).unwrap();
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    assert_eq!(env.run_sh(&mut b, "echo $HOME").stdout, "/\n");
+    fs::remove_file(&passwd).unwrap();
+    std::os::unix::fs::symlink("/proc/self/environ", &passwd).unwrap();
+    let id = env.id("home");
+    let mut cmd = env.cmd(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    b.args(&["sh", "-c", "echo $HOME"]);
+    // Alone in the environment, it would read as the passwd line of uid 0.
+    cmd.env_clear().env("LEAK", "x:x:0:0:x:/host-secret:x");
+    let out = env.output(cmd).success();
+    assert_eq!(out.stdout, "/\n");
+}
+
+/// The container's own terminal goes to its user; a caller's terminal passed as
+/// stdio (no process.terminal) keeps its host owner.
+#[test]
+fn only_the_containers_own_pty_is_given_to_its_user() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.config(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave_path = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+    let before = fs::metadata(&slave_path).unwrap().uid();
+    let id = env.id("hostpty");
+    let mut cmd = env.cmd(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    cmd.stdin(std::process::Stdio::from(pty.slave.try_clone().unwrap()));
+    env.output(cmd).success();
+    assert_eq!(fs::metadata(&slave_path).unwrap().uid(), before);
+}
+
 #[test]
 fn user_uid_gid_and_additional_gids_are_exact() {
     let env = Env::new();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, OutputFlags, SetArg, Termios};
 
 static RESIZED: AtomicBool = AtomicBool::new(false);
 
@@ -28,35 +28,87 @@ pub fn receive_master(sock: &UnixStream) -> Result<OwnedFd> {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             if let Some(&fd) = fds.first() {
                 // SAFETY: the kernel just installed this fd for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                let master = unsafe { OwnedFd::from_raw_fd(fd) };
+                clear_onlcr(master.as_fd())?;
+                return Ok(master);
             }
         }
     }
     bail!("container init sent no console fd")
 }
 
-/// Restores the caller's terminal settings when dropped.
-struct RawMode {
+/// As runc on its side of the pty: no "\n" to "\r\n" translation there, so a caller
+/// reading our stdout through a pipe gets the program's bytes; a caller's terminal
+/// still translates them itself (HostConsole keeps its output processing).
+fn clear_onlcr(master: BorrowedFd<'_>) -> Result<()> {
+    let mut t = tcgetattr(master).context("get the console's attributes")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).context("clear ONLCR on the console")
+}
+
+/// The caller's terminal, as runc finds it: the first of stderr, stdout and stdin
+/// that is a tty, else the controlling terminal. It is put in raw mode (output
+/// processing kept) while we proxy (restored when dropped) and gives the container its window size. Unlike
+/// runc, a caller without any terminal is fine: there is just nothing to set.
+struct HostConsole {
+    fd: Option<RawFd>,
+    _opened: Option<OwnedFd>,
     saved: Option<Termios>,
 }
 
-impl RawMode {
-    fn enter() -> RawMode {
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(stdin.as_fd()).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
+impl HostConsole {
+    fn enter() -> HostConsole {
+        let (fd, opened) = match [2, 1, 0].into_iter().find(|&fd| {
+            // SAFETY: isatty only queries the fd.
+            unsafe { libc::isatty(fd) == 1 }
+        }) {
+            Some(fd) => (Some(fd), None),
+            None => match std::fs::File::open("/dev/tty") {
+                Ok(f) => {
+                    let owned = OwnedFd::from(f);
+                    (Some(owned.as_raw_fd()), Some(owned))
+                }
+                Err(_) => (None, None),
+            },
+        };
+        let saved = fd.and_then(|fd| {
+            // SAFETY: fd stays open for as long as this value lives.
+            let tty = unsafe { BorrowedFd::borrow_raw(fd) };
+            let saved = tcgetattr(tty).ok()?;
+            let mut raw = saved.clone();
             cfmakeraw(&mut raw);
-            let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+            // As runc: output processing stays on, so the "\n" the container's pty now
+            // passes through becomes "\r\n" on the caller's terminal.
+            raw.output_flags.insert(OutputFlags::OPOST);
+            let _ = tcsetattr(tty, SetArg::TCSANOW, &raw);
+            Some(saved)
+        });
+        HostConsole {
+            fd,
+            _opened: opened,
+            saved,
         }
-        RawMode { saved }
+    }
+
+    fn copy_window_size_to(&self, master: BorrowedFd<'_>) {
+        let Some(fd) = self.fd else {
+            return;
+        };
+        // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize struct.
+        unsafe {
+            let mut ws: libc::winsize = std::mem::zeroed();
+            if libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
+        }
     }
 }
 
-impl Drop for RawMode {
+impl Drop for HostConsole {
     fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
+        if let (Some(fd), Some(t)) = (self.fd, &self.saved) {
+            // SAFETY: fd is still open (closed only after this, with _opened).
+            let _ = tcsetattr(unsafe { BorrowedFd::borrow_raw(fd) }, SetArg::TCSANOW, t);
         }
     }
 }
@@ -65,28 +117,18 @@ extern "C" fn on_winch(_: libc::c_int) {
     RESIZED.store(true, Ordering::SeqCst);
 }
 
-fn copy_window_size(master: BorrowedFd<'_>) {
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ with a valid winsize struct.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
-    }
-}
-
 /// Copies stdin → master and master → stdout until the container's init exits;
 /// returns its exit code.
 pub fn proxy(master: OwnedFd, pid: i32) -> Result<i32> {
-    let _raw = RawMode::enter();
+    let host = HostConsole::enter();
     // SAFETY: installing an async-signal-safe handler.
     unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
-    copy_window_size(master.as_fd());
+    host.copy_window_size_to(master.as_fd());
     let mut stdin_open = true;
     let mut buf = [0u8; 8192];
     loop {
         if RESIZED.swap(false, Ordering::SeqCst) {
-            copy_window_size(master.as_fd());
+            host.copy_window_size_to(master.as_fd());
         }
         let mut fds = [
             libc::pollfd {

@@ -43,6 +43,10 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     if terminal && args.console_socket.is_none() && !proxy_console {
         bail!("--console-socket: required when process.terminal is true");
     }
+    if proxy_console && args.console_socket.is_some() {
+        // As runc: a console socket is for a caller that detaches.
+        bail!("--console-socket: cannot be used without --detach (paddock proxies the terminal itself)");
+    }
     if !terminal && args.console_socket.is_some() {
         bail!("--console-socket: given but process.terminal is false");
     }
@@ -165,7 +169,7 @@ fn connect_console(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Fds 3..3+N must be open, or our own fds could land there and leak into the container.
-fn check_preserved_fds(n: u32) -> Result<()> {
+pub fn check_preserved_fds(n: u32) -> Result<()> {
     for fd in 3..3 + n as i32 {
         // SAFETY: F_GETFD only queries.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {

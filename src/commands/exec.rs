@@ -12,9 +12,27 @@ use crate::linux::cgroups::Cgroup;
 use crate::process::{self, ExecLaunch};
 use crate::state::{StateDir, Status};
 
+/// Exit code of `exec` when paddock itself fails (runc's: bad input, a missing
+/// program, a failed execve), so callers can tell it from the program's own codes.
+const EXEC_FAILED: i32 = 255;
+
 /// Runs a process in a running container; in the foreground returns its exit
 /// code (128+signal when killed), with --detach returns once it has exec'd.
+/// Every failure of paddock's own is reported as runc does: "exec failed: ...",
+/// exit code 255 (Podman maps 126/127 from the wording, which is kept).
 pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
+    match exec_process(g, args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            crate::logger::error(&format!("exec failed: {e:#}"));
+            Ok(EXEC_FAILED)
+        }
+    }
+}
+
+fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
+    // First, before we open anything that could take the place of a missing one.
+    super::create::check_preserved_fds(args.preserve_fds)?;
     let (c, spec) = {
         // Held only while reading: a long-running exec must not block other commands.
         let sd = StateDir::open(&g.root, &args.id)?;
@@ -41,6 +59,10 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
     }
     let mut proxy_end = None;
     let console = match (&args.console_socket, terminal) {
+        // As runc: a console socket is for a caller that detaches.
+        (Some(_), true) if !args.detach => {
+            bail!("--console-socket: cannot be used without --detach (paddock proxies the terminal itself)")
+        }
         (Some(p), true) => Some(
             UnixStream::connect(p)
                 .with_context(|| format!("--console-socket: connect {}", p.display()))?
@@ -85,14 +107,31 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
     }
 }
 
+/// A process.json as runc reads it: `user` may be left out (uid and gid 0), `cwd`
+/// must be a non-empty absolute path and `args` must name a program.
 fn read_process_file(path: &Path) -> Result<Process> {
     let data =
         std::fs::read(path).with_context(|| format!("--process: read {}", path.display()))?;
-    let de = &mut serde_json::Deserializer::from_slice(&data);
-    let p: Process = serde_path_to_error::deserialize(de)
+    let mut value: serde_json::Value = serde_json::from_slice(&data)
+        .with_context(|| format!("--process: parse {}", path.display()))?;
+    let obj = value
+        .as_object_mut()
+        .context("--process: process property must not be empty")?;
+    if obj.get("user").is_none_or(|u| u.is_null()) {
+        obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    match obj.get("cwd").and_then(|c| c.as_str()) {
+        None | Some("") => bail!("--process: cwd: Cwd property must not be empty"),
+        Some(c) if !c.starts_with('/') => bail!("--process: cwd: Cwd must be an absolute path"),
+        Some(_) => {}
+    }
+    if let Some(caps) = obj.get_mut("capabilities") {
+        drop_unknown_capabilities(caps);
+    }
+    let p: Process = serde_path_to_error::deserialize(value)
         .map_err(|e| anyhow::anyhow!("--process: {}: {}", e.path(), e.inner()))?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-        bail!("--process: args: must name the program to run");
+        bail!("--process: args: args must not be empty");
     }
     Ok(p)
 }
@@ -101,11 +140,11 @@ fn read_process_file(path: &Path) -> Result<Process> {
 fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process> {
     let mut p = base.cloned().context("saved config has no process")?;
     if args.command.is_empty() {
-        bail!("exec: no command given");
+        bail!("exec args cannot be empty");
     }
     p.set_args(Some(args.command.clone()));
+    // The config's consoleSize stays, as in runc; it applies only with --tty.
     p.set_terminal(Some(args.tty));
-    p.set_console_size(None);
     if let Some(cwd) = &args.cwd {
         if !cwd.is_absolute() {
             bail!("--cwd: must be an absolute path");
@@ -140,9 +179,13 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
     }
     if !args.cap.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &args.cap {
-            let cap = parse_capability(name)?;
-            // Never inheritable or ambient (CVE-2022-29162).
+            let Some(cap) = parse_capability(name) else {
+                unknown.push(name.clone());
+                continue;
+            };
+            // Never inheritable (CVE-2022-29162).
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = set.clone().unwrap_or_default();
                 s.insert(cap);
@@ -151,10 +194,55 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
+            // As runc 1.5: ambient too when the config has an inheritable set; the
+            // kernel raises it only if the config made the cap inheritable.
+            if caps.inheritable().is_some() {
+                caps.set_ambient(add(caps.ambient()));
+            }
         }
         p.set_capabilities(Some(caps));
+        warn_unknown_capabilities(unknown);
     }
     Ok(p)
+}
+
+/// As runc 1.5: capability names it does not know are dropped with a warning, so a
+/// process.json written for a newer kernel still runs.
+fn drop_unknown_capabilities(caps: &mut serde_json::Value) {
+    let mut unknown = Vec::new();
+    for set in [
+        "bounding",
+        "effective",
+        "inheritable",
+        "permitted",
+        "ambient",
+    ] {
+        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
+            list.retain(|name| {
+                let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
+                if !known {
+                    unknown.push(
+                        name.as_str()
+                            .map_or_else(|| name.to_string(), str::to_string),
+                    );
+                }
+                known
+            });
+        }
+    }
+    warn_unknown_capabilities(unknown);
+}
+
+fn warn_unknown_capabilities(mut unknown: Vec<String>) {
+    if unknown.is_empty() {
+        return;
+    }
+    unknown.sort();
+    unknown.dedup();
+    crate::logger::warn(&format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        unknown.join(" ")
+    ));
 }
 
 /// The container's environment with KEY=VALUE overrides applied.
@@ -189,12 +277,12 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
 }
 
 /// runc's spelling (CAP_NET_RAW) as well as oci-spec's (NET_RAW), any case.
-fn parse_capability(name: &str) -> Result<Capability> {
+fn parse_capability(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     Capability::from_str(bare)
         .or_else(|_| Capability::from_str(&upper))
-        .map_err(|_| anyhow::anyhow!("--cap: unknown capability {name:?}"))
+        .ok()
 }
 
 #[cfg(test)]
@@ -214,8 +302,15 @@ mod tests {
     #[test]
     fn capability_spellings() {
         for n in ["CAP_NET_RAW", "NET_RAW", "cap_net_raw", "net_raw"] {
-            assert_eq!(parse_capability(n).unwrap(), Capability::NetRaw, "{n}");
+            assert_eq!(parse_capability(n), Some(Capability::NetRaw), "{n}");
         }
-        assert!(parse_capability("CAP_NOPE").is_err());
+        assert_eq!(parse_capability("CAP_NOPE"), None);
+        let mut caps =
+            serde_json::json!({"bounding": ["CAP_KILL", "CAP_NOPE"], "ambient": ["CAP_X"]});
+        drop_unknown_capabilities(&mut caps);
+        assert_eq!(
+            caps,
+            serde_json::json!({"bounding": ["CAP_KILL"], "ambient": []})
+        );
     }
 }

@@ -197,7 +197,8 @@ fn drop_bounding_except(keep: u64, last_cap: u8) -> Result<()> {
     Ok(())
 }
 
-/// Clears the ambient set, then raises exactly `wanted`.
+/// Clears the ambient set, then raises `wanted`. As runc, a cap the kernel will not
+/// raise (not in permitted and inheritable, e.g. from `exec --cap`) is skipped with a warning.
 fn set_ambient(wanted: u64) -> Result<()> {
     let ambient = |op: libc::c_int, number: u8| {
         // SAFETY: prctl with integer arguments only.
@@ -214,8 +215,12 @@ fn set_ambient(wanted: u64) -> Result<()> {
     };
     ambient(libc::PR_CAP_AMBIENT_CLEAR_ALL, 0).context("clear the ambient capability set")?;
     for number in (0..64u8).filter(|n| wanted & (1u64 << n) != 0) {
-        ambient(libc::PR_CAP_AMBIENT_RAISE, number)
-            .with_context(|| format!("raise ambient capability {}", name_of(number)))?;
+        if let Err(e) = ambient(libc::PR_CAP_AMBIENT_RAISE, number) {
+            crate::logger::warn(&format!(
+                "can't raise ambient capability {}: {e}",
+                name_of(number)
+            ));
+        }
     }
     Ok(())
 }

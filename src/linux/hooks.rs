@@ -1,10 +1,10 @@
 //! OCI lifecycle hooks: validation of the `hooks` object and running one list of hooks.
 //!
-//! A hook gets exactly its configured argv and environment, the container state JSON on
-//! stdin, and the runtime's stderr for both its stdout and stderr (the runtime's stdout may
-//! be a caller's pipe that must carry only our own output).
+//! A hook gets exactly its configured argv and environment and the container state JSON on
+//! stdin. As in runc, its stdout and stderr are collected and reported only when it fails,
+//! in runc's words: `error running <kind> hook #<n>: exit status 3, stdout: …, stderr: …`.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -30,8 +30,9 @@ pub fn validate(hooks: &Hooks) -> Result<()> {
 
 /// Runs `hooks` in order, stopping at the first failure. `kind` names the list in errors.
 pub fn run_hooks(kind: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
-    for hook in hooks {
-        run_hook(kind, hook, state_json)?;
+    for (index, hook) in hooks.iter().enumerate() {
+        run_hook(hook, state_json)
+            .map_err(|e| anyhow!("error running {kind} hook #{index}: {e:#}"))?;
     }
     Ok(())
 }
@@ -74,31 +75,61 @@ fn split_env(entry: &str) -> Option<(&str, &str)> {
     entry.split_once('=').filter(|(key, _)| !key.is_empty())
 }
 
-fn run_hook(kind: &str, hook: &Hook, state_json: &str) -> Result<()> {
+/// Output a hook may leave for its error message; more is read and dropped.
+const OUTPUT_LIMIT: usize = 1 << 20;
+
+fn run_hook(hook: &Hook, state_json: &str) -> Result<()> {
     let path = hook.path();
-    let describe = || format!("{kind} hook {}", path.display());
-    // Errors are flattened into one line so they read the same however they are printed.
-    let flatten = |err: anyhow::Error| anyhow!("{}: {err:#}", describe());
-    let mut command = build_command(hook).map_err(flatten)?;
-    let mut child = command.spawn().context("start").map_err(flatten)?;
+    let mut command = build_command(hook)?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| anyhow!("fork/exec {}: {}", path.display(), os_error_text(&e)))?;
     // A timeout too large to represent is as good as none.
     let deadline = hook
         .timeout()
         .and_then(|secs| Instant::now().checked_add(Duration::from_secs(secs.unsigned_abs())));
-    let outcome = supervise(&mut child, state_json.as_bytes(), deadline);
+    let mut output = Output::default();
+    let outcome = supervise(&mut child, state_json.as_bytes(), deadline, &mut output);
     if outcome.is_err() {
         // Do not leave the hook running behind an error.
         let _ = child.kill();
         let _ = child.wait();
     }
-    match outcome.map_err(flatten)? {
+    match outcome? {
         Some(status) if status.success() => Ok(()),
-        Some(status) => bail!("{}: {}", describe(), describe_failure(status)),
-        None => bail!(
-            "{}: timed out after {}s",
-            describe(),
-            hook.timeout().unwrap_or_default()
+        Some(status) => bail!(
+            "{}, stdout: {}, stderr: {}",
+            describe_failure(status),
+            one_line(&output.stdout),
+            one_line(&output.stderr)
         ),
+        None => bail!(
+            "hook ran past specified timeout of {:.1}s",
+            hook.timeout().unwrap_or_default() as f64
+        ),
+    }
+}
+
+/// A hook's output inside a one-line error, line breaks escaped as runc's log shows them.
+fn one_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .replace('\t', "\\t")
+}
+
+/// Go's wording for an errno, which runc's hook errors carry: strerror, lower-cased first.
+fn os_error_text(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => {
+            let text = nix::errno::Errno::from_raw(code).desc();
+            let mut chars = text.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
+        }
+        None => err.to_string(),
     }
 }
 
@@ -122,30 +153,62 @@ fn build_command(hook: &Hook) -> Result<Command> {
     }
     command
         .stdin(Stdio::piped())
-        .stdout(runtime_stderr())
-        .stderr(runtime_stderr());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Only stdio reaches a hook: fds a careless caller left open (and ours, in init
+    // before its own cleanup) must not reach a program that runs in the container's
+    // namespaces or with the runtime's privileges.
+    // SAFETY: the closure only makes a raw syscall, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            if libc::syscall(
+                libc::SYS_close_range,
+                3,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     Ok(command)
 }
 
-/// A copy of the runtime's stderr, or /dev/null when fd 2 is closed.
-fn runtime_stderr() -> Stdio {
-    match io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => Stdio::from(fd),
-        Err(_) => Stdio::null(),
-    }
+/// What a hook wrote, kept for the error message.
+#[derive(Default)]
+struct Output {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
 }
 
-/// Feeds `input` to the child's stdin and waits for it to exit. Returns `None` (after
-/// killing and reaping the child) when `deadline` passes first. Stdin is written without
-/// blocking so a hook that never reads its stdin still times out.
+/// Feeds `input` to the child's stdin, collects its stdout and stderr, and waits for it
+/// to exit. Returns `None` (after killing and reaping the child) when `deadline` passes
+/// first. All pipes are non-blocking so a hook that never reads its stdin still times out;
+/// once the hook has exited, what is left in its pipes is read without waiting for EOF
+/// (a process it left behind may hold them open).
 fn supervise(
     child: &mut Child,
     input: &[u8],
     deadline: Option<Instant>,
+    output: &mut Output,
 ) -> Result<Option<ExitStatus>> {
     let mut stdin = child.stdin.take();
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
     if let Some(pipe) = &stdin {
         set_nonblocking(pipe)?;
+    }
+    for pipe in [
+        stdout.as_ref().map(AsFd::as_fd),
+        stderr.as_ref().map(AsFd::as_fd),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        set_nonblocking(&pipe)?;
     }
     let mut written = 0;
     loop {
@@ -159,7 +222,11 @@ fn supervise(
                 stdin = None; // close it so the hook sees EOF
             }
         }
+        collect(&mut stdout, &mut output.stdout);
+        collect(&mut stderr, &mut output.stderr);
         if let Some(status) = child.try_wait().context("wait")? {
+            collect(&mut stdout, &mut output.stdout);
+            collect(&mut stderr, &mut output.stderr);
             return Ok(Some(status));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -169,6 +236,24 @@ fn supervise(
             return Ok(None);
         }
         sleep(POLL_INTERVAL);
+    }
+}
+
+/// Reads what is in `pipe` now, keeping up to OUTPUT_LIMIT bytes; closes it at EOF.
+fn collect(pipe: &mut Option<impl Read>, into: &mut Vec<u8>) {
+    let mut buf = [0u8; 8192];
+    while let Some(p) = pipe.as_mut() {
+        match p.read(&mut buf) {
+            Ok(0) => *pipe = None,
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(into.len());
+                into.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // WouldBlock: nothing more for now; any other error: give up on this pipe.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => *pipe = None,
+        }
     }
 }
 
@@ -187,19 +272,53 @@ fn feed(pipe: &mut ChildStdin, data: &[u8]) -> Result<Option<usize>> {
     }
 }
 
-fn set_nonblocking(pipe: &ChildStdin) -> Result<()> {
-    let flags = fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL).context("get stdin pipe flags")?;
+fn set_nonblocking(pipe: &impl AsRawFd) -> Result<()> {
+    let flags = fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL).context("get hook pipe flags")?;
     let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags)).context("set stdin pipe non-blocking")?;
+    fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags)).context("set hook pipe non-blocking")?;
     Ok(())
 }
 
+/// How Go (and so runc) words a process's end: "exit status 3", "signal: killed".
 fn describe_failure(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => format!("ended abnormally ({status})"),
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => {
+            let core = if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            };
+            format!("signal: {}{core}", signal_name(signal))
+        }
+        (None, None) => format!("{status}"),
     }
+}
+
+/// Go's names for the signals a hook is likely to die of.
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "hangup",
+        libc::SIGINT => "interrupt",
+        libc::SIGQUIT => "quit",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGKILL => "killed",
+        libc::SIGUSR1 => "user defined signal 1",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGUSR2 => "user defined signal 2",
+        libc::SIGPIPE => "broken pipe",
+        libc::SIGALRM => "alarm clock",
+        libc::SIGTERM => "terminated",
+        libc::SIGXCPU => "CPU time limit exceeded",
+        libc::SIGXFSZ => "file size limit exceeded",
+        libc::SIGSYS => "bad system call",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_string()
 }
 
 #[cfg(test)]
@@ -298,13 +417,23 @@ mod tests {
         let err = run_hooks("createRuntime", &hooks, "{}")
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "createRuntime hook /bin/sh: exited with status 3");
+        assert_eq!(
+            err,
+            "error running createRuntime hook #0: exit status 3, stdout: , stderr: "
+        );
         assert!(!marker.exists());
 
-        let err = run_hooks("poststart", &[shell_hook("kill -TERM $$", None)], "{}")
+        let hooks = [
+            shell_hook("true", None),
+            shell_hook("echo out; echo err >&2; kill -TERM $$", None),
+        ];
+        let err = run_hooks("poststart", &hooks, "{}")
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "poststart hook /bin/sh: killed by signal 15");
+        assert_eq!(
+            err,
+            "error running poststart hook #1: signal: terminated, stdout: out\\n, stderr: err\\n"
+        );
     }
 
     #[test]
@@ -315,7 +444,10 @@ mod tests {
         let err = run_hooks("prestart", &[shell_hook("sleep 30", Some(1))], &state)
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "prestart hook /bin/sh: timed out after 1s");
+        assert_eq!(
+            err,
+            "error running prestart hook #0: hook ran past specified timeout of 1.0s"
+        );
         assert!(started.elapsed() < Duration::from_secs(20));
     }
 
@@ -334,9 +466,9 @@ mod tests {
         let err = run_hooks("poststop", &[hook], "{}")
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("poststop hook /nonexistent/hook: start:"),
-            "{err}"
+        assert_eq!(
+            err,
+            "error running poststop hook #0: fork/exec /nonexistent/hook: no such file or directory"
         );
     }
 }

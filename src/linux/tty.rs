@@ -18,6 +18,8 @@ use crate::linux::safepath::open_in_root;
 const PTMX_MAJOR: u64 = 5;
 const PTMX_MINOR: u64 = 2;
 const PTY_SLAVE_MAJOR: u64 = 136;
+/// Every major the kernel may give Unix98 pty slaves (136-143).
+const PTY_SLAVE_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
 
 /// Opens a new pty pair from the devpts mounted at `<rootfs>/dev/pts`. Both ends are
 /// close-on-exec; `make_controlling_stdio` gives the slave to the container process.
@@ -34,9 +36,10 @@ pub fn open_pty(root: BorrowedFd<'_>) -> Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
-/// Sets the window size from `process.consoleSize` (height = rows, width = columns).
+/// Sets the window size from `process.consoleSize` (height = rows, width = columns);
+/// as in runc, a size with a zero side is no size.
 pub fn set_size(master: BorrowedFd<'_>, size: Option<&ConsoleSize>) -> Result<()> {
-    let Some(size) = size else {
+    let Some(size) = size.filter(|s| s.height() != 0 && s.width() != 0) else {
         return Ok(());
     };
     let to_u16 = |value: u64, field: &str| {
@@ -110,6 +113,29 @@ pub fn make_controlling_stdio(slave: BorrowedFd<'_>) -> Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
     let rc = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     Errno::result(rc).context("make the console the controlling terminal (TIOCSCTTY)")?;
+    Ok(())
+}
+
+/// As runc does before the user changes: each of fds 0-2 that is a pty slave is
+/// chowned to `uid` (the group stays devpts's), so the process's own user can use
+/// its terminal. Call it only when stdio is the container's own console: unlike runc,
+/// paddock never chowns inherited stdio (a caller's file or host tty), which would
+/// hand a host inode to a host uid that the container's user may map to.
+pub fn give_stdio_pty_to(uid: u32) -> Result<()> {
+    for fd in 0..=2 {
+        let Ok(st) = fstat(fd) else {
+            continue;
+        };
+        let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+        if !is_char || !PTY_SLAVE_MAJORS.contains(&major(st.st_rdev)) || st.st_uid == uid {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid.into()), None) {
+            // As runc: an unmapped owner or a read-only /dev is not worth failing for.
+            Ok(()) | Err(Errno::EPERM) | Err(Errno::EROFS) => {}
+            Err(e) => return Err(e).with_context(|| format!("chown console fd {fd} to {uid}")),
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Process;
 
 use super::channel::{Channel, Message};
+use super::env;
 use super::init::{
     apply_lsm_labels, confine, exec, fail, find_executable, load_seccomp, prctl, prepare_seccomp,
     reset_signals,
@@ -75,13 +76,18 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(mask as libc::mode_t) };
     }
-    let exe = find_executable(process)?;
+    // Inside the container, before the user changes: HOME comes from its passwd.
+    let env = env::prepare(
+        process.env().as_deref().unwrap_or_default(),
+        process.user().uid(),
+    )?;
+    let exe = find_executable(process, &env)?;
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
     load_seccomp(seccomp, &state)?;
     reset_signals();
     // No Ready message: the channel is close-on-exec, so the parent sees EOF
     // exactly when execve succeeded, and our Error message when it did not.
-    exec(&exe, process)
+    exec(&exe, process, &env)
 }
 
 /// A pty from the container's own devpts, sent to the console socket.

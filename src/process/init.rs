@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Linux, Process, Spec};
 
 use super::channel::{Channel, Message};
+use super::env;
 use crate::linux::cgroups::entry::Entry;
 use crate::linux::{
     caps, devices, hooks, lsm, mounts, namespaces, rlimits, rootfs, seccomp, sysctl, tty,
@@ -53,8 +54,10 @@ pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
     {
         crate::logger::write_stderr(&format!("paddock {who}: {message}\n"));
     }
-    // SAFETY: _exit skips destructors and atexit handlers that belong to the parent.
-    unsafe { libc::_exit(1) }
+    // 255 as runc 1.5's init: after start (a startContainer hook, a failed execve)
+    // this is the container's exit code. _exit skips the parent's destructors.
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(255) }
 }
 
 fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
@@ -134,10 +137,12 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     a.chan.send(&Message::RunHooks)?;
     a.chan.expect(Message::HooksDone)?;
     if let Some(h) = spec.hooks() {
+        // As runc: createContainer hooks run with the container's root as their cwd.
+        nix::unistd::fchdir(root.as_raw_fd()).context("chdir to the container's root")?;
         hooks::run_hooks(
             "createContainer",
             h.create_container().as_deref().unwrap_or_default(),
-            &with_status(&state, "created"),
+            &with_status(&state, "creating"),
         )?;
     }
 
@@ -187,24 +192,45 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         // SAFETY: umask cannot fail.
         unsafe { libc::umask(mask as libc::mode_t) };
     }
+    // Inside the root, before the user changes: HOME comes from the container's passwd.
+    let env = env::prepare(
+        process.env().as_deref().unwrap_or_default(),
+        process.user().uid(),
+    )?;
     // Resolved now so that a missing program fails `create`, not `start`.
-    let exe = find_executable(process)?;
+    let exe = find_executable(process, &env)?;
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
 
     a.chan.send(&Message::Ready)?;
+    // After Ready (the filter may not allow the message) and before the startContainer
+    // hooks, as in runc: with no_new_privs the filter confines no more than needed.
+    load_seccomp(seccomp, &state)?;
     wait_for_start(&a.fifo)?;
     if let Some(h) = spec.hooks() {
+        // As runc: a startContainer hook without env of its own gets the process's.
+        let start_hooks = with_default_env(h.start_container().as_deref(), &env);
         hooks::run_hooks(
             "startContainer",
-            h.start_container().as_deref().unwrap_or_default(),
+            &start_hooks,
             &with_status(&state, "created"),
         )?;
     }
-    // With no_new_privs the filter goes on last, so it confines only the program.
-    load_seccomp(seccomp, &state)?;
     // Only now: writing hook stdin relies on SIGPIPE being ignored.
     reset_signals();
-    exec(&exe, process)
+    exec(&exe, process, &env)
+}
+
+fn with_default_env(
+    hooks: Option<&[oci_spec::runtime::Hook]>,
+    env: &[String],
+) -> Vec<oci_spec::runtime::Hook> {
+    let mut hooks = hooks.unwrap_or_default().to_vec();
+    for h in &mut hooks {
+        if h.env().as_ref().is_none_or(|e| e.is_empty()) {
+            h.set_env(Some(env.to_vec()));
+        }
+    }
+    hooks
 }
 
 /// cwd, fds, user, capabilities and no_new_privs, with the seccomp filter at the
@@ -219,6 +245,11 @@ pub(super) fn confine(
     chdir_inside(process.cwd())?;
     // Before any filter: the profile may not allow close_range.
     keep_only_container_fds(preserve_fds)?;
+    // While still root: the process's own user must be able to use its terminal.
+    // Only a terminal we made: inherited stdio may be the caller's host tty.
+    if process.terminal().unwrap_or(false) {
+        tty::give_stdio_pty_to(process.user().uid())?;
+    }
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     let pending = if no_new_privs {
         seccomp
@@ -376,11 +407,10 @@ fn setup_console(
     Ok(slave)
 }
 
-/// args[0] as execve will find it: a path, or a search of PATH from process.env.
-pub(super) fn find_executable(process: &Process) -> Result<PathBuf> {
+/// args[0] as execve will find it: a path, or a search of PATH from the prepared `env`.
+pub(super) fn find_executable(process: &Process, env: &[String]) -> Result<PathBuf> {
     let args = process.args().as_deref().unwrap_or_default();
     let prog = args.first().context("process.args: empty")?;
-    let env = process.env().as_deref().unwrap_or_default();
     find_program(prog, process.cwd(), env, |c| match fs::metadata(c) {
         Ok(m) => Probe::of(&m),
         Err(_) => Probe::Missing,
@@ -480,7 +510,7 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     }
 }
 
-pub(super) fn exec(exe: &Path, process: &Process) -> Result<Infallible> {
+pub(super) fn exec(exe: &Path, process: &Process, env: &[String]) -> Result<Infallible> {
     let to_c = |s: &str| CString::new(s).with_context(|| format!("process: NUL byte in {s:?}"));
     let path = CString::new(exe.as_os_str().as_bytes()).context("process.args[0]: NUL byte")?;
     let args = process
@@ -490,13 +520,7 @@ pub(super) fn exec(exe: &Path, process: &Process) -> Result<Infallible> {
         .iter()
         .map(|s| to_c(s))
         .collect::<Result<Vec<_>>>()?;
-    let env = process
-        .env()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|s| to_c(s))
-        .collect::<Result<Vec<_>>>()?;
+    let env = env.iter().map(|s| to_c(s)).collect::<Result<Vec<_>>>()?;
     match nix::unistd::execve(&path, &args, &env) {
         Ok(never) => match never {},
         Err(err) => Err(err).with_context(|| format!("exec {}", exe.display())),

@@ -3,6 +3,7 @@
 //! know the order of setup steps.
 
 pub mod channel;
+mod env;
 mod exec;
 mod init;
 
@@ -131,7 +132,8 @@ fn drive_init(
         match chan.recv()? {
             Some(Message::RunHooks) => {
                 // Hooks run after step 2 of the lifecycle, when the environment exists.
-                let state = container.hook_state(Status::Created);
+                // "creating", as runc 1.5 reports it to these hooks.
+                let state = container.hook_state(Status::Creating);
                 if let Some(h) = bundle.spec.hooks() {
                     #[allow(deprecated)]
                     let prestart = h.prestart().as_deref().unwrap_or_default();
