@@ -338,11 +338,13 @@ pub fn find_program(
 }
 
 /// Directories of PATH from the process environment (or the usual default).
+/// The directories of the process's PATH; none without one, as in runc 1.5.
 pub fn search_path(env: &[String]) -> Vec<PathBuf> {
     let path = env
         .iter()
+        .rev()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or("");
     path.split(':')
         .filter(|p| p.starts_with('/'))
         .map(PathBuf::from)

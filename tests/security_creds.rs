@@ -193,5 +193,6 @@ fn t06_no_host_process_visibility() {
         assert_ne!(line, host, "{n} namespace is the host's");
     }
     assert!(!environ.contains("RT_SECRET"), "{environ}");
-    assert_eq!(environ.trim_end(), "PATH=/bin\nA=b");
+    // As runc: HOME is added from the container's /etc/passwd.
+    assert_eq!(environ.trim_end(), "PATH=/bin\nA=b\nHOME=/root");
 }

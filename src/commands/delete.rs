@@ -2,7 +2,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::Globals;
 use crate::cli::DeleteArgs;
@@ -59,14 +59,15 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
         }
     }
     cg.remove()?;
+    sd.remove()?;
+    // As runc 1.5: poststop hooks run once the state is gone, and a failing one fails
+    // the delete (the spec would only warn) after everything was removed.
     if let Some(h) = &c.hooks {
         let poststop = h.poststop().as_deref().unwrap_or_default();
-        // The spec: a failing poststop hook is a warning; deletion goes on.
-        if let Err(e) = hooks::run_hooks("poststop", poststop, &c.hook_state(Status::Stopped)) {
-            crate::logger::warn(&format!("{e:#}"));
-        }
+        hooks::run_hooks("poststop", poststop, &c.hook_state(Status::Stopped))
+            .context("unable to destroy container")?;
     }
-    sd.remove()
+    Ok(())
 }
 
 /// SIGKILL to init and every process in the cgroup, until they are gone (bounded).

@@ -2,6 +2,7 @@
 //! of pids (containerd parses it); `table` runs the host's `ps` (default -ef)
 //! and keeps the header and the rows of the container's pids, like runc.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -43,8 +44,17 @@ fn run_ps(args: &[&str]) -> Result<String> {
             .find(|p| Path::new(p).exists())
             .unwrap_or("ps")
     };
-    let out = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    // SAFETY: close_range is async-signal-safe; the host ps gets stdio only, not fds
+    // our caller left open.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        })
+    };
+    let out = cmd
         .output()
         .with_context(|| format!("run ps {}", args.join(" ")))?;
     if !out.status.success() {
