@@ -106,7 +106,9 @@ fn unknown_flag_is_rejected() {
         .paddock(&["create", "--bogus-flag", "x"])
         .fails_with_one_line();
     assert!(out.stderr.contains("--bogus-flag"), "{out:?}");
-    let out = env.paddock(&["frobnicate"]).fails_with_one_line();
+    // An unknown command exits 3, as runc's.
+    let out = env.paddock(&["frobnicate"]);
+    assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("frobnicate"), "{out:?}");
     env.assert_clean();
 }

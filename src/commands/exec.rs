@@ -1,6 +1,5 @@
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
@@ -8,6 +7,7 @@ use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 use super::{create::write_pid_file, Globals};
 use crate::cli::ExecArgs;
 use crate::error::RuntimeError;
+use crate::linux::caps as linux_caps;
 use crate::linux::cgroups::Cgroup;
 use crate::process::{self, ExecLaunch};
 use crate::state::{StateDir, Status};
@@ -126,7 +126,9 @@ fn read_process_file(path: &Path) -> Result<Process> {
         Some(_) => {}
     }
     if let Some(caps) = obj.get_mut("capabilities") {
-        drop_unknown_capabilities(caps);
+        let ignored = linux_caps::unavailable_in(caps);
+        linux_caps::remove_names(caps, &ignored);
+        linux_caps::warn_ignored(&ignored);
     }
     let p: Process = serde_path_to_error::deserialize(value)
         .map_err(|e| anyhow::anyhow!("--process: {}: {}", e.path(), e.inner()))?;
@@ -179,12 +181,11 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
     }
     if !args.cap.is_empty() {
         let mut caps: LinuxCapabilities = p.capabilities().clone().unwrap_or_default();
-        let mut unknown = Vec::new();
-        for name in &args.cap {
-            let Some(cap) = parse_capability(name) else {
-                unknown.push(name.clone());
-                continue;
-            };
+        // As runc: only exact CAP_ names the kernel has; others are ignored with a warning.
+        let ignored = linux_caps::unavailable(args.cap.iter().cloned());
+        for name in args.cap.iter().filter(|n| !ignored.contains(n)) {
+            let cap: Capability = serde_json::from_value(name.as_str().into())
+                .with_context(|| format!("--cap: {name}"))?;
             // Never inheritable (CVE-2022-29162).
             let add = |set: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = set.clone().unwrap_or_default();
@@ -201,48 +202,9 @@ fn process_from_flags(base: Option<&Process>, args: &ExecArgs) -> Result<Process
             }
         }
         p.set_capabilities(Some(caps));
-        warn_unknown_capabilities(unknown);
+        linux_caps::warn_ignored(&ignored);
     }
     Ok(p)
-}
-
-/// As runc 1.5: capability names it does not know are dropped with a warning, so a
-/// process.json written for a newer kernel still runs.
-fn drop_unknown_capabilities(caps: &mut serde_json::Value) {
-    let mut unknown = Vec::new();
-    for set in [
-        "bounding",
-        "effective",
-        "inheritable",
-        "permitted",
-        "ambient",
-    ] {
-        if let Some(list) = caps.get_mut(set).and_then(|l| l.as_array_mut()) {
-            list.retain(|name| {
-                let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
-                if !known {
-                    unknown.push(
-                        name.as_str()
-                            .map_or_else(|| name.to_string(), str::to_string),
-                    );
-                }
-                known
-            });
-        }
-    }
-    warn_unknown_capabilities(unknown);
-}
-
-fn warn_unknown_capabilities(mut unknown: Vec<String>) {
-    if unknown.is_empty() {
-        return;
-    }
-    unknown.sort();
-    unknown.dedup();
-    crate::logger::warn(&format!(
-        "ignoring unknown or unavailable capabilities: [{}]",
-        unknown.join(" ")
-    ));
 }
 
 /// The container's environment with KEY=VALUE overrides applied.
@@ -276,15 +238,6 @@ fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-/// runc's spelling (CAP_NET_RAW) as well as oci-spec's (NET_RAW), any case.
-fn parse_capability(name: &str) -> Option<Capability> {
-    let upper = name.to_ascii_uppercase();
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    Capability::from_str(bare)
-        .or_else(|_| Capability::from_str(&upper))
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,20 +250,5 @@ mod tests {
         let env = merge_env(&["A=1".into(), "B=2".into()], &["A=3".into()]).unwrap();
         assert_eq!(env, ["B=2", "A=3"]);
         assert!(merge_env(&[], &["NOEQ".into()]).is_err());
-    }
-
-    #[test]
-    fn capability_spellings() {
-        for n in ["CAP_NET_RAW", "NET_RAW", "cap_net_raw", "net_raw"] {
-            assert_eq!(parse_capability(n), Some(Capability::NetRaw), "{n}");
-        }
-        assert_eq!(parse_capability("CAP_NOPE"), None);
-        let mut caps =
-            serde_json::json!({"bounding": ["CAP_KILL", "CAP_NOPE"], "ambient": ["CAP_X"]});
-        drop_unknown_capabilities(&mut caps);
-        assert_eq!(
-            caps,
-            serde_json::json!({"bounding": ["CAP_KILL"], "ambient": []})
-        );
     }
 }

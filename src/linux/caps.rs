@@ -55,13 +55,32 @@ pub fn unavailable_names(data: &[u8]) -> Vec<String> {
     let Ok(config) = serde_json::from_slice::<Config>(data) else {
         return Vec::new();
     };
-    let last_cap = read_last_cap().unwrap_or(63);
-    let mut names: Vec<String> = config
+    let names = config
         .process
         .and_then(|p| p.capabilities)
         .into_iter()
         .flatten()
-        .flat_map(|(_, set)| set.unwrap_or_default())
+        .flat_map(|(_, set)| set.unwrap_or_default());
+    unavailable(names)
+}
+
+/// `unavailable_names` of a JSON `capabilities` object (a process.json's).
+pub fn unavailable_in(caps: &serde_json::Value) -> Vec<String> {
+    let names = caps
+        .as_object()
+        .into_iter()
+        .flat_map(|sets| sets.values())
+        .filter_map(|set| set.as_array())
+        .flatten()
+        .filter_map(|name| name.as_str().map(str::to_string));
+    unavailable(names)
+}
+
+/// The names runc would not apply, sorted, each once.
+pub fn unavailable(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let last_cap = read_last_cap().unwrap_or(63);
+    let mut names: Vec<String> = names
+        .into_iter()
         .filter(|name| !available(name, last_cap))
         .collect();
     names.sort();

@@ -202,10 +202,10 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
 
     a.chan.send(&Message::Ready)?;
-    // After Ready (the filter may not allow the message) and before the startContainer
-    // hooks, as in runc: with no_new_privs the filter confines no more than needed.
-    load_seccomp(seccomp, &state)?;
     wait_for_start(&a.fifo)?;
+    // As runc: after the start handshake (the filter may allow neither the Ready message
+    // nor the fifo read) and before the startContainer hooks.
+    load_seccomp(seccomp, &state)?;
     if let Some(h) = spec.hooks() {
         // As runc: a startContainer hook without env of its own gets the process's.
         let start_hooks = with_default_env(h.start_container().as_deref(), &env);
