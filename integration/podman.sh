@@ -30,7 +30,7 @@ EOF
         --events-backend file --cgroup-manager cgroupfs --runtime "$L/bin/runc")
     trap 'inner_cleanup' EXIT
     # This VM: no CAP_SYS_RESOURCE (default rlimits cannot be raised), cgroup2 has only hugetlb.
-    local Q=(--network none --pids-limit 0 --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+    local Q=(--network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
     make_rootfs "$L/rootfs"
     tar --numeric-owner --owner=0 --group=0 -C "$L/rootfs" -cf "$L/rootfs.tar" .

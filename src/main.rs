@@ -57,6 +57,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         print_stdout(&version());
         return Ok(0);
     }
+    match cli.rootless.as_deref() {
+        // As root, runc's "auto" means not rootless.
+        None | Some("false") | Some("auto") => {}
+        Some("true") => anyhow::bail!("--rootless: rootless mode is not supported"),
+        Some(v) => anyhow::bail!("--rootless: invalid value {v:?} (true, false or auto)"),
+    }
     let g = Globals {
         root: cli.root.clone().unwrap_or_else(default_root),
         systemd_cgroup: cli.systemd_cgroup,

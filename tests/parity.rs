@@ -409,3 +409,19 @@ fn run_is_a_subreaper_unless_told_not_to_be() {
     assert_same("run --no-subreaper", &outs);
     assert_eq!(outs[1].stdout, "not-adopted\n");
 }
+
+#[test]
+fn rootless_flag_values() {
+    let env = Env::new();
+    for rt in BOTH {
+        fs::create_dir_all(env.rt_root(rt)).unwrap();
+    }
+    for v in ["false", "auto"] {
+        let outs = side_by_side(|rt| env.rt(rt, &["--rootless", v, "list", "-q"]));
+        assert_same(&format!("--rootless {v}"), &outs);
+    }
+    // Rootless mode is not implemented: refused, never ignored.
+    let out = env.paddock(&["--rootless", "true", "list"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("not supported"), "{out:?}");
+}
