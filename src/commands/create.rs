@@ -93,6 +93,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .and_then(|()| Cgroup::create(&cg_rel))
         .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
         .and_then(|cg| {
+            crate::logger::debug(&format!("cgroup {} made, limits set", cg_rel.display()));
             let r = launch(&sd, &bundle, args, console, &cg, &mut container);
             if r.is_err() {
                 let _ = cg.remove();
@@ -106,6 +107,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
             return Err(e);
         }
     };
+    crate::logger::debug(&format!("init of {} is pid {pid}, ready", args.id));
     container.recorded = Status::Created;
     let finish = sd.save(&container).and_then(|()| match &args.pid_file {
         Some(p) => write_pid_file(p, pid),

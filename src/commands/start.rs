@@ -39,6 +39,7 @@ pub fn release(sd: &StateDir, c: &mut Container) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("open exec fifo {}", fifo.display())),
     };
     f.write_all(b"0").context("write exec fifo")?;
+    crate::logger::debug(&format!("released init of {} (pid {})", c.id, c.pid));
     wait_for_exec(&f);
     drop(f);
     let _ = std::fs::remove_file(&fifo);
