@@ -226,9 +226,6 @@ fn start_container_hook_finishes_before_the_process_and_poststart() {
 /// process runs it (the runtime, or init in the container's namespaces).
 #[test]
 fn hooks_see_only_their_stdio_when_the_caller_leaks_fds() {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-
     let env = Env::new();
     let logdir = env.mkdir("hookfds");
     let mut b = env.bundle(&["true"]);
@@ -257,18 +254,7 @@ fn hooks_see_only_their_stdio_when_the_caller_leaks_fds() {
     }
     let id = env.id("hookfds");
     let mut cmd = env.cmd(&["run", "-b", b.dir.to_str().unwrap(), &id]);
-    let null = fs::File::open("/dev/null").unwrap();
-    // SAFETY: pre_exec runs in the forked child; dup2 is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            for target in [4, 10] {
-                if libc::dup2(null.as_raw_fd(), target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    common::leak_fds(&mut cmd, &[4, 10]);
     env.output(cmd).success();
     for kind in kinds {
         let seen = fs::read_to_string(logdir.join(kind)).unwrap_or_default();

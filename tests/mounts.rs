@@ -1,11 +1,9 @@
 //! config.json mounts, root options and propagation.
 mod common;
 
-use std::ffi::CString;
 use std::fs;
-use std::path::{Path, PathBuf};
 
-use common::{bind, Env};
+use common::{bind, Env, HostTmpfs};
 use serde_json::json;
 
 /// The mountinfo line for mount point `dst` in a container's output.
@@ -14,44 +12,6 @@ fn line_for<'a>(mountinfo: &'a str, dst: &str) -> &'a str {
         .lines()
         .rfind(|l| l.split_whitespace().nth(4) == Some(dst))
         .unwrap_or_else(|| panic!("{dst} not mounted:\n{mountinfo}"))
-}
-
-/// A tmpfs mounted on the host by the test, unmounted on drop.
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(at: &Path) -> HostMount {
-        fs::create_dir_all(at).unwrap();
-        nix::mount::mount(
-            Some("tmpfs"),
-            at,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=1m"),
-        )
-        .unwrap();
-        HostMount(at.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let c = CString::new(self.0.to_str().unwrap()).unwrap();
-        // SAFETY: unmounting the tmpfs this test mounted.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-#[test]
-fn rw_bind_mount_writes_reach_the_host() {
-    let env = Env::new();
-    let src = env.mkdir("src");
-    fs::write(src.join("in"), "from host").unwrap();
-    let mut b = env.bundle(&[]);
-    b.add_mount(bind(&src, "/mnt/rw", &["rw"]));
-    let out = env.run_sh(&mut b, "cat /mnt/rw/in; echo hi > /mnt/rw/out");
-    assert_eq!(out.stdout, "from host");
-    assert_eq!(fs::read_to_string(src.join("out")).unwrap(), "hi\n");
 }
 
 #[test]
@@ -101,7 +61,7 @@ fn rbind_carries_submounts_and_bind_does_not() {
     let env = Env::new();
     let src = env.mkdir("tree");
     let sub = src.join("sub");
-    let m = HostMount::tmpfs(&sub);
+    let m = HostTmpfs::new(&sub, nix::mount::MsFlags::empty());
     fs::write(sub.join("marker"), "deep").unwrap();
     let mut b = env.bundle(&[]);
     b.add_mount(json!({

@@ -2,45 +2,13 @@
 //! compared by exit code, stdout and what the container or the host mount table shows.
 mod common;
 
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::parity::{assert_same, assert_same_code, side_by_side, Rt};
-use common::{bind, Bundle, Env, Out};
+use common::{bind, Bundle, Env, HostTmpfs, Out};
 use serde_json::{json, Value};
-
-/// A tmpfs mounted on the host by the test with `flags`, unmounted on drop.
-struct HostTmpfs(PathBuf);
-
-impl HostTmpfs {
-    fn new(at: &Path, flags: nix::mount::MsFlags) -> HostTmpfs {
-        fs::create_dir_all(at).unwrap();
-        let none = nix::mount::MsFlags::empty();
-        nix::mount::mount(Some("tmpfs"), at, Some("tmpfs"), none, Some("size=1m")).unwrap();
-        fs::write(at.join("file"), "host\n").unwrap();
-        let remount = nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND;
-        nix::mount::mount(
-            None::<&str>,
-            at,
-            None::<&str>,
-            flags | remount,
-            None::<&str>,
-        )
-        .unwrap();
-        HostTmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for HostTmpfs {
-    fn drop(&mut self) {
-        let c = CString::new(self.0.to_str().unwrap()).unwrap();
-        // SAFETY: unmounting the tmpfs this test mounted.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 /// A bundle from `runc spec` running `sh -c script`.
 fn sh_bundle(env: &Env, script: &str) -> Bundle {

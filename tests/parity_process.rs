@@ -4,8 +4,6 @@
 mod common;
 
 use std::fs;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -49,22 +47,6 @@ fn on_pty(env: &Env, mut cmd: Command) -> Out {
 /// Output read through a terminal may start with a NUL (both runtimes); the text is the rest.
 fn text(out: &Out) -> String {
     out.stdout.trim_start_matches('\0').to_string()
-}
-
-/// fds 4 and 10 open without close-on-exec in the runtime, as a careless caller leaves them.
-fn leak_4_and_10(cmd: &mut Command) {
-    let null = fs::File::open("/dev/null").unwrap();
-    // SAFETY: pre_exec runs in the forked child; dup2 is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            for target in [4, 10] {
-                if libc::dup2(null.as_raw_fd(), target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
 }
 
 fn terminal_bundle(env: &Env, args: &[&str]) -> Bundle {
@@ -289,7 +271,7 @@ fn only_stdio_reaches_the_container_when_the_caller_leaks_fds() {
     // Foreground run, and a terminal run.
     let outs = side_by_side(|rt| {
         let mut cmd = env.rt_cmd(rt, &["run", "-b", &dir, &env.id(rt.name())]);
-        leak_4_and_10(&mut cmd);
+        common::leak_fds(&mut cmd, &[4, 10]);
         env.output(cmd)
     });
     assert_same("run", &outs);
@@ -299,7 +281,7 @@ fn only_stdio_reaches_the_container_when_the_caller_leaks_fds() {
     t.add_mount(bind(&out_dir, "/out", &[]));
     let outs = side_by_side(|rt| {
         let mut cmd = env.rt_cmd(rt, &["run", "-b", &tdir, &env.id(rt.name())]);
-        leak_4_and_10(&mut cmd);
+        common::leak_fds(&mut cmd, &[4, 10]);
         on_pty(&env, cmd)
     });
     assert_eq!(text(&outs[0]), text(&outs[1]), "run -t: {outs:?}");
@@ -310,7 +292,7 @@ fn only_stdio_reaches_the_container_when_the_caller_leaks_fds() {
     let listed = |rt: Rt, steps: &[&[&str]]| {
         for step in steps {
             let mut cmd = env.rt_cmd(rt, step);
-            leak_4_and_10(&mut cmd);
+            common::leak_fds(&mut cmd, &[4, 10]);
             assert!(env.output(cmd).ok(), "{rt:?} {step:?}");
         }
         common::wait_for(|| out_dir.join("list").exists());
@@ -340,9 +322,9 @@ fn only_stdio_reaches_the_container_when_the_caller_leaks_fds() {
     b.args(&["sleep", "1000"]);
     let outs = with_running(&env, &b, |rt, id| {
         let mut fg = env.rt_cmd(rt, &["exec", id, "sh", "-c", list]);
-        leak_4_and_10(&mut fg);
+        common::leak_fds(&mut fg, &[4, 10]);
         let mut tty = env.rt_cmd(rt, &["exec", "-t", id, "sh", "-c", list]);
-        leak_4_and_10(&mut tty);
+        common::leak_fds(&mut tty, &[4, 10]);
         let detached = format!("{list} > /out/list");
         let d = listed(rt, &[&["exec", "-d", id, "sh", "-c", &detached]]);
         [env.output(fg).stdout, text(&on_pty(&env, tty)), d]

@@ -257,33 +257,10 @@ fn full_proc_and_sys_mounts(mountinfo: &str) -> Vec<String> {
         let pre: Vec<&str> = pre.split_whitespace().collect();
         let fstype = post.split_whitespace().next().unwrap_or_default();
         if let (Some(&"/"), Some(mnt), "proc" | "sysfs") = (pre.get(3), pre.get(4), fstype) {
-            out.push(unescape_mountinfo(mnt));
+            out.push(crate::linux::cgroups::hierarchy::unescape_octal(mnt));
         }
     }
     out
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b.get(i + 1..i + 4) {
-            Some(d) if b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)) => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
-                );
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Detaches `mountpoint` from this (the container's) mount namespace, or

@@ -636,3 +636,55 @@ pub fn read_pty_until(master: std::os::fd::BorrowedFd<'_>, marker: &str) -> Stri
     });
     String::from_utf8_lossy(&text).into_owned()
 }
+
+/// A tmpfs the test mounts on the host (then remounted with `flags`, if any), holding
+/// `file`; unmounted on drop.
+pub struct HostTmpfs(pub PathBuf);
+
+impl HostTmpfs {
+    pub fn new(at: &Path, flags: nix::mount::MsFlags) -> HostTmpfs {
+        fs::create_dir_all(at).unwrap();
+        let none = nix::mount::MsFlags::empty();
+        nix::mount::mount(Some("tmpfs"), at, Some("tmpfs"), none, Some("size=1m")).unwrap();
+        fs::write(at.join("file"), "host\n").unwrap();
+        if !flags.is_empty() {
+            let remount = nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND;
+            nix::mount::mount(
+                None::<&str>,
+                at,
+                None::<&str>,
+                flags | remount,
+                None::<&str>,
+            )
+            .unwrap();
+        }
+        HostTmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: unmounting the tmpfs this test mounted.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Leaves `fds` open without close-on-exec in the command's process (on /dev/null), as a
+/// careless caller does.
+pub fn leak_fds(cmd: &mut Command, fds: &'static [i32]) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let null = fs::File::open("/dev/null").unwrap();
+    // SAFETY: pre_exec runs in the forked child; dup2 is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &target in fds {
+                if libc::dup2(null.as_raw_fd(), target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
