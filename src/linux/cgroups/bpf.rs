@@ -241,7 +241,7 @@ pub fn load_device_program(insns: &[Insn], license: &str, name: &str) -> Result<
         Some(line) => anyhow!("{first} (verifier: {line})"),
         None => anyhow!(first),
     })
-    .context("the kernel refused the cgroup device program (BPF_PROG_LOAD)")
+    .context("the kernel refused it (BPF_PROG_LOAD)")
 }
 
 /// Kernels before 5.11 charge programs to RLIMIT_MEMLOCK; a low limit gives

@@ -62,7 +62,7 @@ pub struct Exceptions {
 pub fn apply(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let program = program(&reduce(rules)?);
     let prog = bpf::load_device_program(&program, "Apache", "paddock_devices")
-        .with_context(|| format!("{F}: cgroup v2 device program"))?;
+        .with_context(|| format!("{F}: load the cgroup v2 device program"))?;
     let cgroup = File::options()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)

@@ -88,9 +88,9 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     }
 }
 
-/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices,
-/// v1) take runc's default rules' place where they name the same path; None
-/// leaves devices alone unless `r` has rules.
+/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
+/// take runc's default rules' place where they name the same path; None
+/// leaves devices alone unless `r` has rules (v1) or altogether (v2's program).
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
     validate(r)?;
     if cg.is_pure_v2() {
