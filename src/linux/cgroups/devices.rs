@@ -1,10 +1,10 @@
 //! The v1 devices controller as an allow-list: deny everything, then the
 //! config's rules in order, then the devices every container gets, as runc 1.5
 //! does. A node in linux.devices is created, not allowed: access follows
-//! linux.resources.devices alone. On v2 this would be an eBPF program, which
-//! paddock does not load yet: non-default rules get a warning.
+//! linux.resources.devices alone. On v2 the same list becomes an eBPF
+//! program (devices_bpf.rs).
 
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType as Type};
 
 use super::resources::Write;
 
@@ -14,28 +14,56 @@ const F: &str = "linux.resources.devices";
 /// (the node is useless without r/w), r/w/m on the usual character devices,
 /// pts/*, ptmx and /dev/net/tun. A default that names a path is left out when
 /// linux.devices lists the same path (the config's node takes its place, as in
-/// runc, and needs its own rule).
-const DEFAULT_RULES: &[(Option<&str>, &str)] = &[
-    (None, "c *:* m"),
-    (None, "b *:* m"),
-    (Some("/dev/null"), "c 1:3 rwm"),
-    (Some("/dev/random"), "c 1:8 rwm"),
-    (Some("/dev/full"), "c 1:7 rwm"),
-    (Some("/dev/tty"), "c 5:0 rwm"),
-    (Some("/dev/zero"), "c 1:5 rwm"),
-    (Some("/dev/urandom"), "c 1:9 rwm"),
-    (None, "c 136:* rwm"),
-    (None, "c 5:2 rwm"),
-    (None, "c 10:200 rwm"),
+/// runc, and needs its own rule). Each is (path, type, major, minor, access).
+const DEFAULT_RULES: &[(Option<&str>, Type, i64, i64, &str)] = &[
+    (None, Type::C, ANY, ANY, "m"),
+    (None, Type::B, ANY, ANY, "m"),
+    (Some("/dev/null"), Type::C, 1, 3, "rwm"),
+    (Some("/dev/random"), Type::C, 1, 8, "rwm"),
+    (Some("/dev/full"), Type::C, 1, 7, "rwm"),
+    (Some("/dev/tty"), Type::C, 5, 0, "rwm"),
+    (Some("/dev/zero"), Type::C, 1, 5, "rwm"),
+    (Some("/dev/urandom"), Type::C, 1, 9, "rwm"),
+    (None, Type::C, 136, ANY, "rwm"),
+    (None, Type::C, 5, 2, "rwm"),
+    (None, Type::C, 10, 200, "rwm"),
 ];
+
+/// "*" in DEFAULT_RULES.
+const ANY: i64 = -1;
+
+fn rule(allow: bool, typ: Type, major: i64, minor: i64, access: &str) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(typ));
+    r.set_major(Some(major).filter(|n| *n != ANY));
+    r.set_minor(Some(minor).filter(|n| *n != ANY));
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+/// The rules in the order they take effect, on v1 and v2 alike: deny
+/// everything, the config's rules, then the defaults. `created` is
+/// linux.devices: only its paths matter here (see DEFAULT_RULES).
+pub fn effective(rules: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
+    let mut all = vec![rule(false, Type::A, ANY, ANY, "rwm")];
+    all.extend_from_slice(rules);
+    let listed = |path: &str| created.iter().any(|d| d.path().as_os_str() == path);
+    for (path, typ, major, minor, access) in DEFAULT_RULES {
+        if !path.is_some_and(listed) {
+            all.push(rule(true, *typ, *major, *minor, access));
+        }
+    }
+    all
+}
 
 /// "c 1:3 rwm"; unset type is "a", unset numbers are "*". The access string is
 /// checked (not empty, only r, w, m) before any plan is made.
 pub fn rule_line(r: &LinuxDeviceCgroup) -> String {
-    let typ = r.typ().unwrap_or(LinuxDeviceType::A);
+    let typ = r.typ().unwrap_or(Type::A);
     let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
     let access = r.access().as_deref().unwrap_or_default();
-    if typ == LinuxDeviceType::A && r.major().is_none() && r.minor().is_none() {
+    if typ == Type::A && r.major().is_none() && r.minor().is_none() {
         return "a".to_string();
     }
     format!(
@@ -46,35 +74,26 @@ pub fn rule_line(r: &LinuxDeviceCgroup) -> String {
     )
 }
 
-/// `created` is linux.devices: only its paths matter here (see DEFAULT_RULES).
+/// The effective list as writes to devices.allow / devices.deny.
 pub fn plan_v1(rules: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Vec<Write> {
-    let mut w = vec![Write::new(F, "devices", "devices.deny", "a")];
-    for (i, r) in rules.iter().enumerate() {
-        let file = if r.allow() {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        w.push(Write::new(
-            &format!("{F}[{i}]"),
-            "devices",
-            file,
-            rule_line(r),
-        ));
-    }
-    let listed = |path: &str| created.iter().any(|d| d.path().as_os_str() == path);
-    for (path, line) in DEFAULT_RULES {
-        if !path.is_some_and(listed) {
-            w.push(Write::new(F, "devices", "devices.allow", line));
-        }
-    }
-    w
-}
-
-/// Whether the rules say more than "deny everything" (what `paddock spec` writes),
-/// i.e. something v2 would need a device program for.
-pub fn non_default(rules: &[LinuxDeviceCgroup]) -> bool {
-    rules.iter().any(|r| r.allow() || rule_line(r) != "a")
+    let n = rules.len();
+    effective(rules, created)
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let file = if r.allow() {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            // Entry 0 is the leading "deny all"; the config's rules follow it.
+            let field = match i.checked_sub(1).filter(|j| *j < n) {
+                Some(j) => format!("{F}[{j}]"),
+                None => F.to_string(),
+            };
+            Write::new(&field, "devices", file, rule_line(r))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -93,8 +112,9 @@ mod tests {
         assert_eq!(w[2].targets[0], ("devices.allow".into(), "b 8:* r".into()));
         assert!(w.iter().any(|x| x.targets[0].1 == "c 1:3 rwm"));
         assert!(w.iter().any(|x| x.targets[0].1 == "c 10:200 rwm"));
-        assert!(!non_default(&rules[..1]));
-        assert!(non_default(&rules));
+        assert!(w.iter().any(|x| x.targets[0].1 == "c *:* m"));
+        assert_eq!(w[2].field, "linux.resources.devices[1]");
+        assert_eq!(w[3].field, "linux.resources.devices");
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! tree). Nothing is ever mounted on the host; the layout is read from mountinfo.
 //!
 //! resources.rs plans and applies linux.resources (v1.rs / v2.rs turn it into
-//! file writes, devices.rs the v1 device allow-list), freezer.rs pauses,
+//! file writes, devices.rs the device allow-list, devices_bpf.rs and bpf.rs
+//! its v2 eBPF program), freezer.rs pauses,
 //! stats.rs and oom.rs feed `events`, sub.rs places `exec --cgroup` processes,
 //! own.rs tells init which cgroup it sits in (for the cgroup mount).
 
+pub mod bpf;
 pub mod devices;
+pub mod devices_bpf;
 pub mod entry;
 pub mod freezer;
 pub mod hierarchy;

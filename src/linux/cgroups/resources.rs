@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources, Spec};
 
-use super::{v1, v2, Cgroup};
+use super::{devices, devices_bpf, v1, v2, Cgroup};
 
 /// What to do when no target file of a write exists on this host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +88,20 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     }
 }
 
-/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices,
-/// v1) take runc's default rules' place where they name the same path; None
-/// leaves devices alone unless `r` has rules.
+/// Writes the plan for `r` into the container's cgroup. `devices` (linux.devices)
+/// take runc's default rules' place where they name the same path; None
+/// leaves devices alone unless `r` has rules (v1) or altogether (v2's program).
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
     validate(r)?;
     if cg.is_pure_v2() {
-        return apply_plan(cg, &v2::plan(r)?);
+        apply_plan(cg, &v2::plan(r)?)?;
+        // At create: the device program, attached before init runs.
+        if let Some(created) = devices {
+            let dir = cg.v2_dir().context("cgroup v2 directory")?;
+            let rules = r.devices().as_deref().unwrap_or_default();
+            devices_bpf::apply(dir, &devices::effective(rules, created))?;
+        }
+        return Ok(());
     }
     let cur_limit = cg
         .v1_dir("memory")

@@ -9,7 +9,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
-use super::devices;
 use super::resources::{page_size, Write};
 use super::v1::rdma_line;
 
@@ -115,11 +114,6 @@ pub fn plan(r: &LinuxResources) -> Result<Vec<Write>> {
             "",
             "rdma.max",
             rdma_line(dev, limit.hca_handles(), limit.hca_objects()),
-        ));
-    }
-    if devices::non_default(r.devices().as_deref().unwrap_or_default()) {
-        crate::logger::warn(&format!(
-            "{F}.devices: device rules need an eBPF program on cgroup v2, which is not supported yet; not enforced"
         ));
     }
     let mut keys: Vec<_> = r.unified().iter().flatten().collect();
