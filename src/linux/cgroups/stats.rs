@@ -342,11 +342,7 @@ fn v2(d: &Path) -> Map<String, Value> {
                 "max": num(d, "memory.peak"),
                 "failcnt": events.get("max").copied().unwrap_or(0),
             },
-            "swap": {
-                "limit": max("memory.swap.max"),
-                "usage": num(d, "memory.swap.current"),
-                "failcnt": 0,
-            },
+            "swap": swap_v2(d, num(d, "memory.current"), max("memory.max")),
             "raw": raw,
         }),
     );
@@ -382,6 +378,28 @@ fn v2(d: &Path) -> Map<String, Value> {
     );
     data.insert("hugetlb".into(), hugetlb(d, "max", "current"));
     data
+}
+
+/// As runc on v2 (and what v1 callers such as containerd expect): memory+swap,
+/// the swap-only files plus memory's. Without swap accounting the swap part is
+/// zero. runc adds the limits with Go's wrapping arithmetic when only memory is
+/// unlimited; here the sum stops at unlimited instead.
+fn swap_v2(d: &Path, mem_usage: u64, mem_limit: u64) -> Value {
+    let (usage, limit) = match read(d, "memory.swap.current") {
+        Some(u) => (
+            u.trim().parse::<u64>().unwrap_or(0),
+            read(d, "memory.swap.max")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX),
+        ),
+        None => (0, 0),
+    };
+    let limit = if limit == u64::MAX {
+        limit
+    } else {
+        limit.saturating_add(mem_limit)
+    };
+    json!({"limit": limit, "usage": usage + mem_usage, "failcnt": 0})
 }
 
 #[cfg(test)]
