@@ -407,6 +407,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn v2_swap_is_memory_plus_swap() {
+        let d = std::env::temp_dir().join(format!("paddock-swap-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        // No swap accounting: memory alone.
+        assert_eq!(
+            swap_v2(&d, 7, 100),
+            json!({"limit": 100, "usage": 7, "failcnt": 0})
+        );
+        fs::write(d.join("memory.swap.current"), "3\n").unwrap();
+        fs::write(d.join("memory.swap.max"), "50\n").unwrap();
+        assert_eq!(swap_v2(&d, 7, 100)["limit"], 150);
+        assert_eq!(swap_v2(&d, 7, 100)["usage"], 10);
+        assert_eq!(swap_v2(&d, 7, u64::MAX)["limit"], u64::MAX);
+        fs::write(d.join("memory.swap.max"), "max\n").unwrap();
+        assert_eq!(swap_v2(&d, 7, 100)["limit"], u64::MAX);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn cpu_lists_expand() {
         assert_eq!(cpu_list("0-2,5\n"), [0, 1, 2, 5]);
         assert!(cpu_list("").is_empty());

@@ -382,6 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn domain_controllers_as_runc_counts_them() {
+        let d = |json: &str| uses_domain_controllers(&serde_json::from_str(json).unwrap());
+        assert!(!d(
+            r#"{"pids":{"limit":5},"cpu":{"cpus":"0"},"unified":{"memory.high":"1"}}"#
+        ));
+        assert!(!d(r#"{"memory":{"limit":0},"cpu":{"shares":0}}"#));
+        assert!(d(r#"{"memory":{"reservation":5}}"#));
+        assert!(d(r#"{"cpu":{"idle":0}}"#));
+        assert!(d(
+            r#"{"blockIO":{"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1}]}}"#
+        ));
+        assert!(d(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}"#));
+    }
+
+    #[test]
     fn cpu_max_and_memory() {
         let r: LinuxResources = serde_json::from_str(
             r#"{"cpu":{"shares":1024,"quota":-1,"period":100000},"memory":{"limit":-1}}"#,
