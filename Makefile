@@ -51,7 +51,7 @@ test-e2e: build
 # Pure cgroup v2: Debian's own kernel booted with cgroup_no_v1=all under QEMU (software
 # emulation) over the host's root, read-only; the tests that exercise cgroups run inside
 # (TEST or TEST:FILTER; the guest is slower, so exec runs only its cgroup cases).
-V2_TESTS := cgroups devices devices_v2 lifecycle parity exec:cgroup
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, Spec};
 
 use super::Globals;
 use crate::cli::UpdateArgs;
@@ -23,8 +23,53 @@ pub fn update(g: &Globals, args: &UpdateArgs) -> Result<()> {
         return Err(RuntimeError::NotRunning.into());
     }
     check_intel_rdt(args)?;
+    let mut spec = sd.load_config()?;
+    let stored = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| *r.memory());
+    let r = with_stored_memory(r, stored.as_ref());
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
-    resources::apply(&cg, &r, None)
+    resources::apply(&cg, &r, None)?;
+    if let Some(m) = r.memory() {
+        store_memory(&mut spec, m);
+        sd.save_config(&spec)?;
+    }
+    Ok(())
+}
+
+/// As runc, the memory values combine with the ones the container has (its
+/// config, changed by earlier updates): a new limit keeps the stored
+/// memory+swap and the other way round. An unlimited memory limit without a
+/// swap value clears the stored swap, so swap becomes unlimited too.
+fn with_stored_memory(mut r: LinuxResources, stored: Option<&LinuxMemory>) -> LinuxResources {
+    let Some(mut m) = *r.memory() else {
+        return r;
+    };
+    if m.limit() == Some(-1) && m.swap().is_none() {
+        m.set_swap(Some(0));
+    }
+    if let Some(s) = stored {
+        m.set_limit(m.limit().or(s.limit()));
+        m.set_swap(m.swap().or(s.swap()));
+        m.set_reservation(m.reservation().or(s.reservation()));
+    }
+    r.set_memory(Some(m));
+    r
+}
+
+/// Records the limits `update` set in the container's saved config.
+fn store_memory(spec: &mut Spec, m: &LinuxMemory) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut res = linux.resources().clone().unwrap_or_default();
+    let mut stored = res.memory().unwrap_or_default();
+    stored.set_limit(m.limit());
+    stored.set_swap(m.swap());
+    stored.set_reservation(m.reservation());
+    res.set_memory(Some(stored));
+    linux.set_resources(Some(res));
+    spec.set_linux(Some(linux));
 }
 
 /// paddock never sets up Intel RDT (linux.intelRdt is refused at create), so
@@ -200,6 +245,30 @@ pub fn ram_in_bytes(flag: &str, s: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mem(json: &str) -> LinuxMemory {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn memory_combines_with_the_stored_limits() {
+        let stored = mem(r#"{"limit":100,"swap":128,"reservation":50}"#);
+        let combine = |json: &str| {
+            let mut r = LinuxResources::default();
+            r.set_memory(Some(mem(json)));
+            let m = with_stored_memory(r, Some(&stored)).memory().unwrap();
+            (m.limit(), m.swap(), m.reservation())
+        };
+        assert_eq!(combine(r#"{"limit":90}"#), (Some(90), Some(128), Some(50)));
+        assert_eq!(combine(r#"{"swap":256}"#), (Some(100), Some(256), Some(50)));
+        assert_eq!(combine(r#"{"limit":-1}"#), (Some(-1), Some(0), Some(50)));
+        assert_eq!(
+            combine(r#"{"limit":-1,"swap":300}"#),
+            (Some(-1), Some(300), Some(50))
+        );
+        let cpu_only = with_stored_memory(LinuxResources::default(), Some(&stored));
+        assert!(cpu_only.memory().is_none());
+    }
 
     #[test]
     fn sizes_parse_like_go_units() {

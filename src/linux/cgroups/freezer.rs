@@ -38,6 +38,20 @@ pub fn is_frozen(cg: &Cgroup) -> bool {
     }
 }
 
+/// On v2, the nearest level of `rel` that exists below `mount` when a frozen
+/// ancestor freezes it (cgroup.events "frozen 1"): a process joining it would
+/// stop at once, and create would wait on it for ever.
+pub fn frozen_ancestor(mount: &Path, rel: &Path) -> Option<std::path::PathBuf> {
+    rel.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .map(|a| mount.join(a))
+        .find(|d| d.is_dir())
+        .filter(|d| {
+            fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+        })
+}
+
 /// Freezes every process and waits until the kernel says they all are.
 pub fn freeze(cg: &Cgroup) -> Result<()> {
     let deadline = Instant::now() + FREEZE_WAIT;

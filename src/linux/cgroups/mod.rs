@@ -39,6 +39,16 @@ pub struct Cgroup {
     /// One directory per hierarchy; the first one with cgroup.procs is used to list pids.
     pub dirs: Vec<PathBuf>,
     hiers: Vec<Hierarchy>,
+    /// What `create` made on pure v2, undone by `discard` when create fails.
+    made: Made,
+}
+
+/// Directories made (top-down) and controllers enabled in a parent's
+/// subtree_control (dir, controller) while creating a v2 cgroup.
+#[derive(Default)]
+pub struct Made {
+    pub dirs: Vec<PathBuf>,
+    pub enabled: Vec<(PathBuf, String)>,
 }
 
 /// `--systemd-cgroup`: the systemd driver talks to systemd over D-Bus, which is
@@ -114,14 +124,23 @@ impl Cgroup {
         }
         let hiers = hierarchies()?;
         let pure_v2 = hierarchy::is_pure_v2(&hiers);
+        if let Some(h) = hiers.iter().find(|h| pure_v2 && h.v2) {
+            if let Some(dir) = freezer::frozen_ancestor(&h.mount, rel) {
+                bail!(
+                    "cgroup {} is frozen: the container's processes would freeze in it",
+                    dir.display()
+                );
+            }
+        }
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
+            made: Made::default(),
         };
         for h in hiers {
             let dir = h.mount.join(rel);
             let result = if pure_v2 {
-                v2::create_delegating(&h.mount, rel)
+                v2::create_delegating(&h.mount, rel, &mut cg.made)
             } else {
                 fs::create_dir_all(&dir)
                     .with_context(|| format!("create cgroup {}", dir.display()))
@@ -130,11 +149,39 @@ impl Cgroup {
             cg.dirs.push(dir);
             cg.hiers.push(h);
             if let Err(e) = result {
-                let _ = cg.remove();
+                cg.discard();
                 return Err(e);
             }
         }
         Ok(cg)
+    }
+
+    /// On pure v2, runc's check of the cgroup types on the way down (see
+    /// v2::enter_levels); `domain` says whether the resources need domain controllers.
+    pub fn enter_v2(&mut self, domain: bool) -> Result<()> {
+        if !self.is_pure_v2() {
+            return Ok(());
+        }
+        let Some((h, dir)) = self.hiers.iter().zip(&self.dirs).find(|(h, _)| h.v2) else {
+            return Ok(());
+        };
+        let rel = dir.strip_prefix(&h.mount).unwrap_or(dir).to_path_buf();
+        v2::enter_levels(&h.mount.clone(), &rel, domain, &mut self.made)
+    }
+
+    /// Undoes a failed create: the cgroup, the directories above it that
+    /// create made, and the controllers it enabled where no other cgroup
+    /// below them is left to use them.
+    pub fn discard(&self) {
+        let _ = self.remove();
+        for d in self.made.dirs.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+        for (dir, ctrl) in self.made.enabled.iter().rev() {
+            if !has_child_cgroups(dir) {
+                let _ = fs::write(dir.join("cgroup.subtree_control"), format!("-{ctrl}"));
+            }
+        }
     }
 
     /// The cgroup of an existing container (directories that still exist).
@@ -142,6 +189,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
+            made: Made::default(),
         };
         for h in hierarchies()? {
             let d = h.mount.join(rel);
@@ -218,6 +266,14 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
             }
         }
     }
+}
+
+fn has_child_cgroups(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    })
 }
 
 fn remove_dir_retrying(dir: &Path) -> Result<()> {

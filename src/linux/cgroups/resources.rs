@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxMemory, LinuxResources, Spec};
 
 use super::{devices, devices_bpf, v1, v2, Cgroup};
 
@@ -70,7 +70,7 @@ impl Write {
 
 /// At create: linux.resources (if any) and, on v1, the device allow-list with
 /// linux.devices. On error the cgroup is removed again.
-pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
+pub fn apply_spec(mut cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     let linux = spec.linux().as_ref();
     let default = LinuxResources::default();
     let r = linux
@@ -79,10 +79,14 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
     let devices = linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default();
-    match apply(&cg, r, Some(devices)) {
+    let domain = v2::uses_domain_controllers(r);
+    let result = cg
+        .enter_v2(domain)
+        .and_then(|()| apply(&cg, r, Some(devices)));
+    match result {
         Ok(()) => Ok(cg),
         Err(e) => {
-            let _ = cg.remove();
+            cg.discard();
             Err(e)
         }
     }
@@ -94,7 +98,11 @@ pub fn apply_spec(cg: Cgroup, spec: &Spec) -> Result<Cgroup> {
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -> Result<()> {
     validate(r)?;
     if cg.is_pure_v2() {
-        apply_plan(cg, &v2::plan(r)?)?;
+        let plan = v2::plan(r)?;
+        if let (Some(m), Some(d)) = (r.memory(), cg.v2_dir()) {
+            check_before_update(m, d)?;
+        }
+        apply_plan(cg, &plan)?;
         // At create: the device program, attached before init runs.
         if let Some(created) = devices {
             let dir = cg.v2_dir().context("cgroup v2 directory")?;
@@ -116,6 +124,29 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -
         .filter(|s| *s != 0);
     if let (Some(want), Some(dir)) = (shares, cg.v1_dir("cpu")) {
         check_shares(want, &dir.join("cpu.shares"))?;
+    }
+    Ok(())
+}
+
+/// memory.checkBeforeUpdate on v2, as runc: a limit at or below what the
+/// cgroup uses now is refused (best effort: no usage file, no check).
+fn check_before_update(m: &LinuxMemory, dir: &Path) -> Result<()> {
+    if m.check_before_update() != Some(true) {
+        return Ok(());
+    }
+    let Some(usage) = fs::read_to_string(dir.join("memory.current"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    let checks = [("memory+swap", m.swap()), ("memory", m.limit())];
+    for (what, limit) in checks {
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            if l as u64 <= usage {
+                bail!("linux.resources.memory: rejecting {what} limit {l} <= usage {usage}");
+            }
+        }
     }
     Ok(())
 }
@@ -253,7 +284,7 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         }
         if let (Some(l), Some(s)) = (m.limit(), m.swap()) {
             if l > 0 && s > 0 && s < l {
-                bail!("linux.resources.memory.swap: {s} is memory+swap and must not be smaller than limit {l}");
+                bail!("linux.resources.memory.swap: memory+swap limit should be >= memory limit (memory+swap {s}, memory {l})");
             }
         }
     }

@@ -342,11 +342,7 @@ fn v2(d: &Path) -> Map<String, Value> {
                 "max": num(d, "memory.peak"),
                 "failcnt": events.get("max").copied().unwrap_or(0),
             },
-            "swap": {
-                "limit": max("memory.swap.max"),
-                "usage": num(d, "memory.swap.current"),
-                "failcnt": 0,
-            },
+            "swap": swap_v2(d, num(d, "memory.current"), max("memory.max")),
             "raw": raw,
         }),
     );
@@ -384,9 +380,50 @@ fn v2(d: &Path) -> Map<String, Value> {
     data
 }
 
+/// As runc on v2 (and what v1 callers such as containerd expect): memory+swap,
+/// the swap-only files plus memory's. Without swap accounting the swap part is
+/// zero. runc adds the limits with Go's wrapping arithmetic when only memory is
+/// unlimited; here the sum stops at unlimited instead.
+fn swap_v2(d: &Path, mem_usage: u64, mem_limit: u64) -> Value {
+    let (usage, limit) = match read(d, "memory.swap.current") {
+        Some(u) => (
+            u.trim().parse::<u64>().unwrap_or(0),
+            read(d, "memory.swap.max")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(u64::MAX),
+        ),
+        None => (0, 0),
+    };
+    let limit = if limit == u64::MAX {
+        limit
+    } else {
+        limit.saturating_add(mem_limit)
+    };
+    json!({"limit": limit, "usage": usage + mem_usage, "failcnt": 0})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_swap_is_memory_plus_swap() {
+        let d = std::env::temp_dir().join(format!("paddock-swap-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        // No swap accounting: memory alone.
+        assert_eq!(
+            swap_v2(&d, 7, 100),
+            json!({"limit": 100, "usage": 7, "failcnt": 0})
+        );
+        fs::write(d.join("memory.swap.current"), "3\n").unwrap();
+        fs::write(d.join("memory.swap.max"), "50\n").unwrap();
+        assert_eq!(swap_v2(&d, 7, 100)["limit"], 150);
+        assert_eq!(swap_v2(&d, 7, 100)["usage"], 10);
+        assert_eq!(swap_v2(&d, 7, u64::MAX)["limit"], u64::MAX);
+        fs::write(d.join("memory.swap.max"), "max\n").unwrap();
+        assert_eq!(swap_v2(&d, 7, 100)["limit"], u64::MAX);
+        fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn cpu_lists_expand() {

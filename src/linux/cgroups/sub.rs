@@ -45,6 +45,7 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: self.hiers.clone(),
+            made: Default::default(),
         };
         for (dir, h) in self.dirs.iter().zip(&self.hiers) {
             let sub = subs.get("").or_else(|| {

@@ -11,27 +11,96 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::resources::{page_size, Write};
 use super::v1::rdma_line;
+use super::Made;
 
 const F: &str = "linux.resources";
 
 /// mkdir each level below `mount` and enable every available controller in
 /// each parent's cgroup.subtree_control (a controller that cannot be enabled
-/// is left out; asking for its files later is then a clear error).
-pub fn create_delegating(mount: &Path, rel: &Path) -> Result<()> {
+/// is left out; asking for its files later is then a clear error). What it
+/// makes and enables is recorded in `made`, to be undone if create fails.
+pub fn create_delegating(mount: &Path, rel: &Path, made: &mut Made) -> Result<()> {
     let mut cur = mount.to_path_buf();
     for c in rel.components() {
-        let avail = fs::read_to_string(cur.join("cgroup.controllers")).unwrap_or_default();
-        let enabled = fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
-        for ctrl in avail.split_whitespace() {
-            if !enabled.split_whitespace().any(|e| e == ctrl) {
-                let _ = fs::write(cur.join("cgroup.subtree_control"), format!("+{ctrl}"));
-            }
-        }
+        enable_all(&cur, made);
         cur.push(c);
         match fs::create_dir(&cur) {
-            Ok(()) => {}
+            Ok(()) => made.dirs.push(cur.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).with_context(|| format!("create cgroup {}", cur.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Enables in `dir`'s subtree_control each of its controllers not yet enabled.
+fn enable_all(dir: &Path, made: &mut Made) {
+    let avail = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    for ctrl in avail.split_whitespace() {
+        if !enabled.split_whitespace().any(|e| e == ctrl)
+            && fs::write(dir.join("cgroup.subtree_control"), format!("+{ctrl}")).is_ok()
+        {
+            made.enabled.push((dir.to_path_buf(), ctrl.to_string()));
+        }
+    }
+}
+
+/// Whether `r` sets limits of domain controllers (runc's list: memory, io, cpu,
+/// hugetlb; unified keys do not count), which a threaded cgroup cannot have.
+pub fn uses_domain_controllers(r: &LinuxResources) -> bool {
+    let nonzero = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let memory = r
+        .memory()
+        .as_ref()
+        .is_some_and(|m| nonzero(m.limit()) || nonzero(m.swap()) || nonzero(m.reservation()));
+    let io = r.block_io().as_ref().is_some_and(|b| {
+        b.weight().is_some_and(|w| w != 0)
+            || [
+                b.weight_device().as_ref().map(Vec::len),
+                b.throttle_read_bps_device().as_ref().map(Vec::len),
+                b.throttle_write_bps_device().as_ref().map(Vec::len),
+                b.throttle_read_iops_device().as_ref().map(Vec::len),
+                b.throttle_write_iops_device().as_ref().map(Vec::len),
+            ]
+            .iter()
+            .any(|n| n.unwrap_or(0) > 0)
+    });
+    let cpu = r.cpu().as_ref().is_some_and(|c| {
+        c.shares().is_some_and(|s| s != 0)
+            || nonzero(c.quota())
+            || c.period().is_some_and(|p| p != 0)
+            || c.idle().is_some()
+            || c.burst().is_some()
+    });
+    let hugetlb = r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty());
+    memory || io || cpu || hugetlb
+}
+
+/// runc's check of each level's cgroup.type: below a cgroup with processes of
+/// its own a new cgroup is "domain invalid" (or in a threaded subtree), where
+/// domain controllers cannot be used; without them the level is made threaded.
+pub fn enter_levels(mount: &Path, rel: &Path, domain: bool, made: &mut Made) -> Result<()> {
+    let mut cur = mount.to_path_buf();
+    let levels = rel.components().count();
+    for (i, c) in rel.components().enumerate() {
+        cur.push(c);
+        let ty = fs::read_to_string(cur.join("cgroup.type")).unwrap_or_default();
+        match ty.trim() {
+            "domain invalid" if domain => bail!(
+                "cannot enter cgroupv2 {cur:?} with domain controllers -- it is in an invalid state"
+            ),
+            "domain invalid" => {
+                fs::write(cur.join("cgroup.type"), "threaded")
+                    .with_context(|| format!("make {} threaded", cur.display()))?;
+                if i + 1 < levels {
+                    enable_all(&cur, made);
+                }
+            }
+            t @ ("domain threaded" | "threaded") if domain => {
+                bail!("cannot enter cgroupv2 {cur:?} with domain controllers -- it is in {t} mode")
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -53,18 +122,21 @@ pub fn blkio_to_io_weight(w: u16) -> u64 {
     1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990
 }
 
-/// memory.swap.max from the OCI memory+swap value.
-pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<Option<String>> {
+/// memory.swap.max from the OCI memory+swap value and the memory limit, with
+/// runc's rules: memory -1 without a swap value lifts swap too, -1 and 0 (unset)
+/// pass through, so does any swap under unlimited memory; else the difference.
+pub fn swap_max(limit: Option<i64>, swap: Option<i64>) -> Result<i64> {
     let (l, s) = (limit.unwrap_or(0), swap.unwrap_or(0));
-    match (l, s) {
-        (_, 0) => Ok(None),
-        (_, -1) => Ok(Some("max".into())),
-        (l, _) if l <= 0 => {
-            bail!("{F}.memory.swap: a swap limit needs a memory limit on cgroup v2")
-        }
-        (l, s) if s < l => bail!("{F}.memory.swap: {s} must not be smaller than limit {l}"),
-        (l, s) => Ok(Some((s - l).to_string())),
-    }
+    Ok(match (l, s) {
+        (-1, 0) => -1,
+        (_, -1 | 0) | (-1, _) => s,
+        (0, _) => bail!("{F}.memory.swap: unable to set swap limit without memory limit"),
+        (l, _) if l < 0 => bail!("{F}.memory.limit: invalid memory value: {l}"),
+        (l, s) if s < l => bail!(
+            "{F}.memory.swap: memory+swap limit should be >= memory limit (memory+swap {s}, memory {l})"
+        ),
+        (l, s) => s - l,
+    })
 }
 
 fn max_or(v: i64) -> String {
@@ -177,20 +249,24 @@ fn cpu(w: &mut Vec<Write>, c: &LinuxCpu) -> Result<()> {
 
 fn memory(w: &mut Vec<Write>, m: &LinuxMemory) -> Result<()> {
     let swap = swap_max(m.limit(), m.swap())?;
+    // As runc: memory.swap.max first; 0 only when swap is asked to be off
+    // (memory+swap equal to memory); off or unlimited need no swap accounting.
+    let swap_value = match swap {
+        0 if m.swap().is_some_and(|s| s > 0) => Some("0".to_string()),
+        0 => None,
+        s => Some(max_or(s)),
+    };
+    if let Some(s) = swap_value {
+        let quiet = s == "0" || s == "max";
+        let sw = Write::new(&format!("{F}.memory.swap"), "", "memory.swap.max", s);
+        w.push(if quiet { sw.skip_if_missing() } else { sw });
+    }
     if let Some(l) = m.limit().filter(|l| *l != 0) {
         w.push(Write::new(
             &format!("{F}.memory.limit"),
             "",
             "memory.max",
             max_or(l),
-        ));
-    }
-    if let Some(s) = swap {
-        w.push(Write::new(
-            &format!("{F}.memory.swap"),
-            "",
-            "memory.swap.max",
-            s,
         ));
     }
     if let Some(r) = m.reservation().filter(|r| *r != 0) {
@@ -289,10 +365,29 @@ mod tests {
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(1000), 10000);
         assert_eq!(blkio_to_io_weight(500), 4950);
-        assert_eq!(swap_max(Some(100), Some(300)).unwrap().unwrap(), "200");
-        assert_eq!(swap_max(Some(100), Some(-1)).unwrap().unwrap(), "max");
+        assert_eq!(swap_max(Some(100), Some(300)).unwrap(), 200);
+        assert_eq!(swap_max(Some(100), Some(100)).unwrap(), 0);
+        assert_eq!(swap_max(Some(100), Some(-1)).unwrap(), -1);
+        assert_eq!(swap_max(Some(-1), None).unwrap(), -1);
+        assert_eq!(swap_max(Some(-1), Some(300)).unwrap(), 300);
         assert!(swap_max(None, Some(300)).is_err());
-        assert!(swap_max(Some(100), None).unwrap().is_none());
+        assert!(swap_max(Some(300), Some(100)).is_err());
+        assert_eq!(swap_max(Some(100), None).unwrap(), 0);
+    }
+
+    #[test]
+    fn domain_controllers_as_runc_counts_them() {
+        let d = |json: &str| uses_domain_controllers(&serde_json::from_str(json).unwrap());
+        assert!(!d(
+            r#"{"pids":{"limit":5},"cpu":{"cpus":"0"},"unified":{"memory.high":"1"}}"#
+        ));
+        assert!(!d(r#"{"memory":{"limit":0},"cpu":{"shares":0}}"#));
+        assert!(d(r#"{"memory":{"reservation":5}}"#));
+        assert!(d(r#"{"cpu":{"idle":0}}"#));
+        assert!(d(
+            r#"{"blockIO":{"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1}]}}"#
+        ));
+        assert!(d(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":1}]}"#));
     }
 
     #[test]
@@ -311,6 +406,7 @@ mod tests {
             [
                 ("cpu.weight".to_string(), "39".to_string()),
                 ("cpu.max".into(), "max 100000".into()),
+                ("memory.swap.max".into(), "max".into()),
                 ("memory.max".into(), "max".into()),
             ]
         );
