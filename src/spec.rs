@@ -181,6 +181,13 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     }
     if let Some(r) = linux.resources() {
         crate::linux::cgroups::resources::validate(r)?;
+        // The rules as v2's program reduces them, on v1 too: runc refuses a rule that
+        // takes access out of an earlier wildcard on both, before anything exists.
+        if let Some(rules) = r.devices().as_deref() {
+            let created = linux.devices().as_deref().unwrap_or_default();
+            let effective = crate::linux::cgroups::devices::effective(rules, created);
+            crate::linux::cgroups::devices_bpf::reduce(&effective)?;
+        }
     }
     if let Some(s) = linux.sysctl() {
         let flags = sysctl::NamespaceFlags {

@@ -352,9 +352,6 @@ fn ps_lists_the_container_processes() {
 
 #[test]
 fn the_device_allow_list_denies_a_block_device() {
-    if pure_v2() {
-        return; // v2 needs an eBPF device program, which paddock does not load yet.
-    }
     let env = Env::new();
     let cmd = "mknod /dev/blk b 7 0 && head -c1 /dev/blk >/dev/null";
     let mut b = env.bundle(&["sh", "-c", cmd]);

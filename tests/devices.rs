@@ -117,3 +117,22 @@ fn dev_symlink_in_image_does_not_escape_rootfs() {
     );
     assert!(out.code == 0 || out.code == 1, "{out:?}");
 }
+
+/// As runc 1.5 on v1 and v2: a rule that takes access out of an earlier wildcard
+/// ("punch a hole") is refused before anything exists.
+#[test]
+fn a_deny_inside_an_allowed_wildcard_is_refused() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    b.config(|c| {
+        c["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}
+        ])
+    });
+    let id = env.id("hole");
+    let out = env.run(&b, &id).fails_with_one_line();
+    assert!(out.stderr.contains("linux.resources.devices"), "{out:?}");
+    env.assert_clean();
+}
