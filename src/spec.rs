@@ -10,6 +10,8 @@ use oci_spec::runtime::Spec;
 
 use crate::linux::{caps, devices, hooks, lsm, mounts, namespaces, rlimits, seccomp, sysctl};
 
+mod unsupported;
+
 /// A validated config with the absolute paths derived from it.
 pub struct Bundle {
     pub spec: Spec,
@@ -23,6 +25,8 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         fs::canonicalize(bundle).with_context(|| format!("--bundle: {}", bundle.display()))?;
     let config = dir.join("config.json");
     let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
+    // Before the typed parse: a refused field is named whatever its value.
+    unsupported::check(&data)?;
     let (spec, ignored_caps) = parse_lenient(&data)?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;

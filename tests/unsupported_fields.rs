@@ -1,0 +1,415 @@
+//! No config field is silently ignored: every field of runtime-spec 1.3.0's config.md
+//! and config-linux.md is either applied by paddock or refused at create with
+//! "<json path>: not supported" (exit 1, one line, nothing left behind).
+mod common;
+
+use common::{Bundle, Env};
+use serde_json::{json, Value};
+
+use Fate::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// paddock applies it (tests of its own feature show the effect).
+    Applied,
+    /// Refused by create, naming the nearest field of `REFUSED` on its path.
+    Refused,
+    /// Given by the spec to other platforms (Windows, Solaris, VMs, z/OS, FreeBSD):
+    /// meaningless on Linux, and runc does not read them either.
+    OtherPlatform,
+}
+
+/// The fields paddock refuses (its table in src/spec/unsupported.rs; runc applies them all).
+const REFUSED: &[&str] = &[
+    "process.scheduler",
+    "process.ioPriority",
+    "process.execCPUAffinity",
+    "mounts[].uidMappings",
+    "mounts[].gidMappings",
+    "linux.personality",
+    "linux.intelRdt",
+    "linux.memoryPolicy",
+    "linux.netDevices",
+    "linux.mountLabel",
+];
+
+/// Every field of the spec's config schema (config-schema.json and what it refers to),
+/// as a JSON path: `[]` is an element of an array, `{}` a value of a map.
+const SPEC_FIELDS: &[(&str, Fate)] = &[
+    ("ociVersion", Applied),
+    ("hooks", Applied),
+    ("hooks.prestart", Applied),
+    ("hooks.prestart[].path", Applied),
+    ("hooks.prestart[].args", Applied),
+    ("hooks.prestart[].env", Applied),
+    ("hooks.prestart[].timeout", Applied),
+    ("hooks.createRuntime", Applied),
+    ("hooks.createRuntime[].path", Applied),
+    ("hooks.createRuntime[].args", Applied),
+    ("hooks.createRuntime[].env", Applied),
+    ("hooks.createRuntime[].timeout", Applied),
+    ("hooks.createContainer", Applied),
+    ("hooks.createContainer[].path", Applied),
+    ("hooks.createContainer[].args", Applied),
+    ("hooks.createContainer[].env", Applied),
+    ("hooks.createContainer[].timeout", Applied),
+    ("hooks.startContainer", Applied),
+    ("hooks.startContainer[].path", Applied),
+    ("hooks.startContainer[].args", Applied),
+    ("hooks.startContainer[].env", Applied),
+    ("hooks.startContainer[].timeout", Applied),
+    ("hooks.poststart", Applied),
+    ("hooks.poststart[].path", Applied),
+    ("hooks.poststart[].args", Applied),
+    ("hooks.poststart[].env", Applied),
+    ("hooks.poststart[].timeout", Applied),
+    ("hooks.poststop", Applied),
+    ("hooks.poststop[].path", Applied),
+    ("hooks.poststop[].args", Applied),
+    ("hooks.poststop[].env", Applied),
+    ("hooks.poststop[].timeout", Applied),
+    ("annotations", Applied),
+    ("hostname", Applied),
+    ("domainname", Applied),
+    ("mounts", Applied),
+    ("mounts[].source", Applied),
+    ("mounts[].destination", Applied),
+    ("mounts[].options", Applied),
+    ("mounts[].type", Applied),
+    ("mounts[].uidMappings", Refused),
+    ("mounts[].uidMappings[].containerID", Refused),
+    ("mounts[].uidMappings[].hostID", Refused),
+    ("mounts[].uidMappings[].size", Refused),
+    ("mounts[].gidMappings", Refused),
+    ("mounts[].gidMappings[].containerID", Refused),
+    ("mounts[].gidMappings[].hostID", Refused),
+    ("mounts[].gidMappings[].size", Refused),
+    ("root", Applied),
+    ("root.path", Applied),
+    ("root.readonly", Applied),
+    ("process", Applied),
+    ("process.args", Applied),
+    ("process.commandLine", OtherPlatform),
+    ("process.consoleSize", Applied),
+    ("process.consoleSize.height", Applied),
+    ("process.consoleSize.width", Applied),
+    ("process.cwd", Applied),
+    ("process.env", Applied),
+    ("process.terminal", Applied),
+    ("process.user", Applied),
+    ("process.user.uid", Applied),
+    ("process.user.gid", Applied),
+    ("process.user.umask", Applied),
+    ("process.user.additionalGids", Applied),
+    ("process.user.username", OtherPlatform),
+    ("process.capabilities", Applied),
+    ("process.capabilities.bounding", Applied),
+    ("process.capabilities.permitted", Applied),
+    ("process.capabilities.effective", Applied),
+    ("process.capabilities.inheritable", Applied),
+    ("process.capabilities.ambient", Applied),
+    ("process.apparmorProfile", Applied),
+    ("process.oomScoreAdj", Applied),
+    ("process.selinuxLabel", Applied),
+    ("process.ioPriority", Refused),
+    ("process.ioPriority.class", Refused),
+    ("process.ioPriority.priority", Refused),
+    ("process.noNewPrivileges", Applied),
+    ("process.scheduler", Refused),
+    ("process.scheduler.policy", Refused),
+    ("process.scheduler.nice", Refused),
+    ("process.scheduler.priority", Refused),
+    ("process.scheduler.flags", Refused),
+    ("process.scheduler.runtime", Refused),
+    ("process.scheduler.deadline", Refused),
+    ("process.scheduler.period", Refused),
+    ("process.rlimits", Applied),
+    ("process.rlimits[].hard", Applied),
+    ("process.rlimits[].soft", Applied),
+    ("process.rlimits[].type", Applied),
+    ("process.execCPUAffinity", Refused),
+    ("process.execCPUAffinity.initial", Refused),
+    ("process.execCPUAffinity.final", Refused),
+    ("linux", Applied),
+    ("linux.devices", Applied),
+    ("linux.devices[].type", Applied),
+    ("linux.devices[].path", Applied),
+    ("linux.devices[].fileMode", Applied),
+    ("linux.devices[].major", Applied),
+    ("linux.devices[].minor", Applied),
+    ("linux.devices[].uid", Applied),
+    ("linux.devices[].gid", Applied),
+    ("linux.netDevices", Refused),
+    ("linux.netDevices{}.name", Refused),
+    ("linux.uidMappings", Applied),
+    ("linux.uidMappings[].containerID", Applied),
+    ("linux.uidMappings[].hostID", Applied),
+    ("linux.uidMappings[].size", Applied),
+    ("linux.gidMappings", Applied),
+    ("linux.gidMappings[].containerID", Applied),
+    ("linux.gidMappings[].hostID", Applied),
+    ("linux.gidMappings[].size", Applied),
+    ("linux.namespaces", Applied),
+    ("linux.namespaces[].type", Applied),
+    ("linux.namespaces[].path", Applied),
+    ("linux.resources", Applied),
+    ("linux.resources.unified", Applied),
+    ("linux.resources.devices", Applied),
+    ("linux.resources.devices[].allow", Applied),
+    ("linux.resources.devices[].type", Applied),
+    ("linux.resources.devices[].major", Applied),
+    ("linux.resources.devices[].minor", Applied),
+    ("linux.resources.devices[].access", Applied),
+    ("linux.resources.pids", Applied),
+    ("linux.resources.pids.limit", Applied),
+    ("linux.resources.blockIO", Applied),
+    ("linux.resources.blockIO.weight", Applied),
+    ("linux.resources.blockIO.leafWeight", Applied),
+    ("linux.resources.blockIO.throttleReadBpsDevice", Applied),
+    (
+        "linux.resources.blockIO.throttleReadBpsDevice[].major",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleReadBpsDevice[].minor",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleReadBpsDevice[].rate",
+        Applied,
+    ),
+    ("linux.resources.blockIO.throttleWriteBpsDevice", Applied),
+    (
+        "linux.resources.blockIO.throttleWriteBpsDevice[].major",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleWriteBpsDevice[].minor",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleWriteBpsDevice[].rate",
+        Applied,
+    ),
+    ("linux.resources.blockIO.throttleReadIOPSDevice", Applied),
+    (
+        "linux.resources.blockIO.throttleReadIOPSDevice[].major",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleReadIOPSDevice[].minor",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleReadIOPSDevice[].rate",
+        Applied,
+    ),
+    ("linux.resources.blockIO.throttleWriteIOPSDevice", Applied),
+    (
+        "linux.resources.blockIO.throttleWriteIOPSDevice[].major",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleWriteIOPSDevice[].minor",
+        Applied,
+    ),
+    (
+        "linux.resources.blockIO.throttleWriteIOPSDevice[].rate",
+        Applied,
+    ),
+    ("linux.resources.blockIO.weightDevice", Applied),
+    ("linux.resources.blockIO.weightDevice[].major", Applied),
+    ("linux.resources.blockIO.weightDevice[].minor", Applied),
+    ("linux.resources.blockIO.weightDevice[].weight", Applied),
+    ("linux.resources.blockIO.weightDevice[].leafWeight", Applied),
+    ("linux.resources.cpu", Applied),
+    ("linux.resources.cpu.cpus", Applied),
+    ("linux.resources.cpu.mems", Applied),
+    ("linux.resources.cpu.period", Applied),
+    ("linux.resources.cpu.quota", Applied),
+    ("linux.resources.cpu.burst", Applied),
+    ("linux.resources.cpu.realtimePeriod", Applied),
+    ("linux.resources.cpu.realtimeRuntime", Applied),
+    ("linux.resources.cpu.shares", Applied),
+    ("linux.resources.cpu.idle", Applied),
+    ("linux.resources.hugepageLimits", Applied),
+    ("linux.resources.hugepageLimits[].pageSize", Applied),
+    ("linux.resources.hugepageLimits[].limit", Applied),
+    ("linux.resources.memory", Applied),
+    ("linux.resources.memory.kernel", Applied),
+    ("linux.resources.memory.kernelTCP", Applied),
+    ("linux.resources.memory.limit", Applied),
+    ("linux.resources.memory.reservation", Applied),
+    ("linux.resources.memory.swap", Applied),
+    ("linux.resources.memory.swappiness", Applied),
+    ("linux.resources.memory.disableOOMKiller", Applied),
+    ("linux.resources.memory.useHierarchy", Applied),
+    ("linux.resources.memory.checkBeforeUpdate", Applied),
+    ("linux.resources.network", Applied),
+    ("linux.resources.network.classID", Applied),
+    ("linux.resources.network.priorities", Applied),
+    ("linux.resources.network.priorities[].name", Applied),
+    ("linux.resources.network.priorities[].priority", Applied),
+    ("linux.resources.rdma", Applied),
+    ("linux.resources.rdma{}.hcaHandles", Applied),
+    ("linux.resources.rdma{}.hcaObjects", Applied),
+    ("linux.cgroupsPath", Applied),
+    ("linux.rootfsPropagation", Applied),
+    ("linux.seccomp", Applied),
+    ("linux.seccomp.defaultAction", Applied),
+    ("linux.seccomp.defaultErrnoRet", Applied),
+    ("linux.seccomp.flags", Applied),
+    ("linux.seccomp.listenerPath", Applied),
+    ("linux.seccomp.listenerMetadata", Applied),
+    ("linux.seccomp.architectures", Applied),
+    ("linux.seccomp.syscalls", Applied),
+    ("linux.seccomp.syscalls[].names", Applied),
+    ("linux.seccomp.syscalls[].action", Applied),
+    ("linux.seccomp.syscalls[].errnoRet", Applied),
+    ("linux.seccomp.syscalls[].args", Applied),
+    ("linux.seccomp.syscalls[].args[].index", Applied),
+    ("linux.seccomp.syscalls[].args[].value", Applied),
+    ("linux.seccomp.syscalls[].args[].valueTwo", Applied),
+    ("linux.seccomp.syscalls[].args[].op", Applied),
+    ("linux.sysctl", Applied),
+    ("linux.maskedPaths", Applied),
+    ("linux.readonlyPaths", Applied),
+    ("linux.mountLabel", Refused),
+    ("linux.intelRdt", Refused),
+    ("linux.intelRdt.closID", Refused),
+    ("linux.intelRdt.schemata", Refused),
+    ("linux.intelRdt.l3CacheSchema", Refused),
+    ("linux.intelRdt.memBwSchema", Refused),
+    ("linux.intelRdt.enableMonitoring", Refused),
+    ("linux.memoryPolicy", Refused),
+    ("linux.memoryPolicy.mode", Refused),
+    ("linux.memoryPolicy.nodes", Refused),
+    ("linux.memoryPolicy.flags", Refused),
+    ("linux.personality", Refused),
+    ("linux.personality.domain", Refused),
+    ("linux.personality.flags", Refused),
+    ("linux.timeOffsets", Applied),
+    ("linux.timeOffsets.boottime", Applied),
+    ("linux.timeOffsets.boottime.secs", Applied),
+    ("linux.timeOffsets.boottime.nanosecs", Applied),
+    ("linux.timeOffsets.monotonic", Applied),
+    ("linux.timeOffsets.monotonic.secs", Applied),
+    ("linux.timeOffsets.monotonic.nanosecs", Applied),
+    ("windows", OtherPlatform),
+    ("solaris", OtherPlatform),
+    ("vm", OtherPlatform),
+    ("zos", OtherPlatform),
+    ("freebsd", OtherPlatform),
+];
+
+/// Sets the field at `path` to a value that counts as set, adding an element to each
+/// array (`[]`) and a key to each map (`{}`) on the way; returns the concrete path of
+/// every segment as (key, what picks the element): ("mounts", "[7]"), ("linux", "").
+fn set_field(cfg: &mut Value, path: &str) -> Vec<(String, String)> {
+    let mut node = cfg;
+    let mut concrete = Vec::new();
+    for segment in path.split('.') {
+        if let Some(key) = segment.strip_suffix("[]") {
+            if !node[key].is_array() {
+                node[key] = json!([]);
+            }
+            let list = node[key].as_array_mut().unwrap();
+            list.push(json!({}));
+            concrete.push((key.to_string(), format!("[{}]", list.len() - 1)));
+            node = list.last_mut().unwrap();
+        } else if let Some(key) = segment.strip_suffix("{}") {
+            node[key]["eth9"] = json!({});
+            concrete.push((key.to_string(), ".eth9".to_string()));
+            node = &mut node[key]["eth9"];
+        } else {
+            concrete.push((segment.to_string(), String::new()));
+            node = &mut node[segment];
+        }
+    }
+    *node = json!("x");
+    concrete
+}
+
+/// The entry of `REFUSED` on the path of `field` (the field itself or an ancestor).
+fn refused_ancestor(field: &str) -> Option<&'static str> {
+    REFUSED.iter().copied().find(|r| {
+        field == *r
+            || [".", "[", "{"]
+                .iter()
+                .any(|sep| field.starts_with(&format!("{r}{sep}")))
+    })
+}
+
+/// Sets `field` in a fresh copy of `base` and asserts that create refuses it by the
+/// name of its refused ancestor, in one line, leaving nothing behind.
+#[track_caller]
+fn assert_refused(env: &Env, b: &mut Bundle, base: &Value, field: &str) {
+    let refused = refused_ancestor(field).unwrap_or_else(|| panic!("{field}: not refused"));
+    let mut concrete = Vec::new();
+    b.config(|c| {
+        *c = base.clone();
+        concrete = set_field(c, field);
+    });
+    // The refused field's own path: its ancestors' elements, not its own.
+    let depth = refused.split('.').count();
+    let path: Vec<String> = concrete[..depth]
+        .iter()
+        .enumerate()
+        .map(|(i, (key, pick))| {
+            if i + 1 == depth {
+                key.clone()
+            } else {
+                format!("{key}{pick}")
+            }
+        })
+        .collect();
+    let want = format!("{}: not supported", path.join("."));
+    let id = env.id("unsupported");
+    let out = env.create(b, &id).fails_with_one_line();
+    assert!(
+        out.stderr.contains(&want),
+        "{field}: want {want:?}: {out:?}"
+    );
+    env.assert_clean();
+}
+
+#[test]
+fn each_refused_field_fails_create_and_leaves_nothing() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    let base = b.cfg().clone();
+    for field in REFUSED {
+        assert_refused(&env, &mut b, &base, field);
+    }
+    // Empty values mean "not set", as runc reads them.
+    b.config(|c| {
+        *c = base.clone();
+        c["linux"]["mountLabel"] = json!("");
+        c["process"]["scheduler"] = Value::Null;
+    });
+    let id = env.id("unset");
+    env.run(&b, &id).success();
+}
+
+#[test]
+fn every_spec_field_is_applied_or_refused() {
+    let env = Env::new();
+    let mut b = env.bundle(&["true"]);
+    let base = b.cfg().clone();
+    for r in REFUSED {
+        assert!(
+            SPEC_FIELDS.contains(&(r, Refused)),
+            "{r} is refused but not a spec field"
+        );
+    }
+    for (field, fate) in SPEC_FIELDS {
+        match fate {
+            Refused => assert_refused(&env, &mut b, &base, field),
+            Applied | OtherPlatform => assert_eq!(
+                refused_ancestor(field),
+                None,
+                "{field} is listed as {fate:?} but refused"
+            ),
+        }
+    }
+}
