@@ -76,6 +76,8 @@ pub enum Command {
     Ps(PsArgs),
     /// print resource stats and OOM events of a container
     Events(EventsArgs),
+    /// show the enabled features (the runtime-spec Features structure, as JSON)
+    Features,
 }
 
 #[derive(Args, Debug)]

@@ -96,6 +96,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Update(a) => commands::update::update(&g, a)?,
         Command::Ps(a) => commands::ps::ps(&g, a)?,
         Command::Events(a) => commands::events::events(&g, a)?,
+        Command::Features => commands::features::features()?,
     }
     Ok(0)
 }

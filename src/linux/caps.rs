@@ -116,6 +116,17 @@ fn available(name: &str, last_cap: u8) -> bool {
         && serde_json::from_value::<Capability>(name.into()).is_ok()
 }
 
+/// Every capability name this binary knows (the caps crate's list, as config.json
+/// spells it), in kernel number order: the `capabilities` of `paddock features`.
+pub fn known_names() -> Vec<String> {
+    let mut known: Vec<Cap> = caps::all()
+        .into_iter()
+        .filter(|c| serde_json::from_value::<Capability>(c.to_string().into()).is_ok())
+        .collect();
+    known.sort_by_key(|c| c.index());
+    known.iter().map(Cap::to_string).collect()
+}
+
 /// Keeps the permitted set across the coming setresuid to a non-zero uid.
 pub fn prepare_for_setuid() -> Result<()> {
     set_keepcaps(true)

@@ -37,6 +37,14 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
     Ok(())
 }
 
+/// The hook lists this runtime runs, in lifecycle order: the `hooks` of `paddock features`.
+pub fn known_names() -> Vec<&'static str> {
+    hook_lists(&Hooks::default())
+        .iter()
+        .map(|(kind, _)| *kind)
+        .collect()
+}
+
 #[allow(deprecated)] // prestart is deprecated in the spec but still honoured
 fn hook_lists(hooks: &Hooks) -> [(&'static str, &[Hook]); 6] {
     fn list(hooks: &Option<Vec<Hook>>) -> &[Hook] {

@@ -15,7 +15,9 @@ use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::Mount;
 
 mod options;
-pub(crate) use options::{parse_options, propagation_flags, MountOptions, MS_NOSYMFOLLOW};
+pub(crate) use options::{
+    known_options, parse_options, propagation_flags, MountOptions, MS_NOSYMFOLLOW,
+};
 
 use crate::linux::rootfs::{
     bind_fd, change_mount, clean_path, current_mount_flags, mount_cgroup, mount_fs_fd,

@@ -23,6 +23,7 @@ pub struct MountOptions {
     pub copy_up: bool,
 }
 
+#[derive(Clone, Copy)]
 enum Effect {
     Set(MsFlags),
     Clear(MsFlags),
@@ -93,24 +94,44 @@ fn effect(option: &str) -> Option<Effect> {
     if let Some(flags) = propagation_flags(option) {
         return Some(Effect::Propagate(flags));
     }
-    Some(match option {
-        "defaults" => Effect::Ignore,
-        "dirsync" => Effect::Set(MsFlags::MS_DIRSYNC),
-        "remount" => Effect::Set(MsFlags::MS_REMOUNT),
-        "bind" => Effect::Bind { recursive: false },
-        "rbind" => Effect::Bind { recursive: true },
-        "rnoatime" => Effect::AttrAtime(libc::MOUNT_ATTR_NOATIME),
-        "rstrictatime" => Effect::AttrAtime(libc::MOUNT_ATTR_STRICTATIME),
-        // Leaving noatime/strictatime means the kernel default, relatime.
-        "rrelatime" | "ratime" | "rnorelatime" | "rnostrictatime" => {
-            Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)
-        }
-        "tmpcopyup" => Effect::CopyUp,
-        // crun's way to turn copy-up off: off is the default here.
-        "notmpcopyup" => Effect::Ignore,
-        _ => return None,
-    })
+    OTHER_OPTIONS
+        .iter()
+        .find(|(name, _)| *name == option)
+        .map(|(_, effect)| *effect)
 }
+
+/// Options that are neither flag pairs nor propagation.
+const OTHER_OPTIONS: &[(&str, Effect)] = &[
+    ("defaults", Effect::Ignore),
+    ("dirsync", Effect::Set(MsFlags::MS_DIRSYNC)),
+    ("remount", Effect::Set(MsFlags::MS_REMOUNT)),
+    ("bind", Effect::Bind { recursive: false }),
+    ("rbind", Effect::Bind { recursive: true }),
+    ("rnoatime", Effect::AttrAtime(libc::MOUNT_ATTR_NOATIME)),
+    (
+        "rstrictatime",
+        Effect::AttrAtime(libc::MOUNT_ATTR_STRICTATIME),
+    ),
+    // Leaving noatime/strictatime means the kernel default, relatime.
+    ("rrelatime", Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)),
+    ("ratime", Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)),
+    ("rnorelatime", Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME)),
+    (
+        "rnostrictatime",
+        Effect::AttrAtime(libc::MOUNT_ATTR_RELATIME),
+    ),
+    ("tmpcopyup", Effect::CopyUp),
+    // crun's way to turn copy-up off: off is the default here.
+    ("notmpcopyup", Effect::Ignore),
+];
+
+/// Propagation types; each also has a recursive "r" form.
+const PROPAGATION: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("shared", MsFlags::MS_SHARED),
+    ("slave", MsFlags::MS_SLAVE),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+];
 
 /// MS_* propagation flags for "private", "rshared", ... ("r": recursive).
 pub(crate) fn propagation_flags(name: &str) -> Option<MsFlags> {
@@ -118,14 +139,24 @@ pub(crate) fn propagation_flags(name: &str) -> Option<MsFlags> {
         Some(base) => (base, MsFlags::MS_REC),
         None => (name, MsFlags::empty()),
     };
-    let flag = match base {
-        "private" => MsFlags::MS_PRIVATE,
-        "shared" => MsFlags::MS_SHARED,
-        "slave" => MsFlags::MS_SLAVE,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        _ => return None,
-    };
-    Some(flag | recursive)
+    let (_, flag) = PROPAGATION.iter().find(|(n, _)| *n == base)?;
+    Some(*flag | recursive)
+}
+
+/// Every option name this parser acts on (anything else is filesystem data),
+/// sorted: the `mountOptions` of `paddock features`.
+pub(crate) fn known_options() -> Vec<String> {
+    let pairs = FLAG_OPTIONS.iter().flat_map(|(s, c, _)| [*s, *c]);
+    let attrs = ATTR_OPTIONS.iter().flat_map(|(s, c, _)| [*s, *c]);
+    let propagation = PROPAGATION.iter().map(|(n, _)| *n);
+    let mut names: Vec<String> = pairs
+        .chain(attrs)
+        .chain(OTHER_OPTIONS.iter().map(|(n, _)| *n))
+        .map(str::to_string)
+        .chain(propagation.flat_map(|n| [n.to_string(), format!("r{n}")]))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Turns fstab-style options into mount(2) flags, propagation, recursive
@@ -243,5 +274,16 @@ mod tests {
         );
         assert_eq!(propagation_flags("rro"), None);
         assert_eq!(propagation_flags("r"), None);
+    }
+
+    #[test]
+    fn every_known_option_has_an_effect() {
+        let known = known_options();
+        for name in &known {
+            assert!(effect(name).is_some(), "{name}");
+        }
+        assert!(known.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+        assert!(known.iter().any(|n| n == "runbindable"));
+        assert_eq!(opts(&["acl"]).data, "acl");
     }
 }

@@ -7,7 +7,7 @@
 //! - SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs libseccomp 2.6: the parser refuses it
 //!   with that reason (see names.rs); unknown names likewise.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 use libseccomp::ScmpVersion;
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag as Flag};
 
@@ -21,32 +21,41 @@ pub(super) fn filter_flags(s: &LinuxSeccomp) -> Result<libc::c_ulong> {
             0
         });
     };
-    let mut bits = 0;
+    let mut all = 0;
     for (i, flag) in list.iter().enumerate() {
-        let field = format!("linux.seccomp.flags[{i}]");
-        match flag {
-            Flag::SeccompFilterFlagTsync => {}
-            Flag::SeccompFilterFlagLog => {
-                if api < 3 {
-                    bail!(
-                        "{field}: error adding log flag to seccomp filter: {}",
-                        too_old("SetLogBit", 3, "2.4.0", api)
-                    );
-                }
-                bits |= libc::SECCOMP_FILTER_FLAG_LOG;
-            }
-            Flag::SeccompFilterFlagSpecAllow => {
-                if api < 4 {
-                    bail!(
-                        "{field}: error adding SSB flag to seccomp filter: {}",
-                        too_old("SetSSB", 4, "2.5.0", api)
-                    );
-                }
-                bits |= libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-            }
-        }
+        all |= bits(*flag, api).map_err(|why| anyhow!("linux.seccomp.flags[{i}]: {why}"))?;
     }
-    Ok(bits)
+    Ok(all)
+}
+
+/// The seccomp(2) bits of one flag, or runc's words for why this libseccomp (whose
+/// API level reflects the kernel) cannot apply it.
+fn bits(flag: Flag, api: u32) -> Result<libc::c_ulong, String> {
+    match flag {
+        Flag::SeccompFilterFlagTsync => Ok(0),
+        Flag::SeccompFilterFlagLog if api < 3 => Err(format!(
+            "error adding log flag to seccomp filter: {}",
+            too_old("SetLogBit", 3, "2.4.0", api)
+        )),
+        Flag::SeccompFilterFlagLog => Ok(libc::SECCOMP_FILTER_FLAG_LOG),
+        Flag::SeccompFilterFlagSpecAllow if api < 4 => Err(format!(
+            "error adding SSB flag to seccomp filter: {}",
+            too_old("SetSSB", 4, "2.5.0", api)
+        )),
+        Flag::SeccompFilterFlagSpecAllow => Ok(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW),
+    }
+}
+
+/// The known flags (`names::known_flags`) this libseccomp and kernel can apply, as
+/// runc lists them: the `supportedFlags` of `paddock features`.
+pub fn supported_flags() -> Vec<&'static str> {
+    let api = libseccomp::get_api();
+    super::names::known_flags()
+        .into_iter()
+        .filter(|name| {
+            serde_json::from_value::<Flag>((*name).into()).is_ok_and(|f| bits(f, api).is_ok())
+        })
+        .collect()
 }
 
 /// runc's (libseccomp-golang's) text for a flag the library or kernel cannot apply.

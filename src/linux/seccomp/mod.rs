@@ -41,6 +41,7 @@ use oci_spec::runtime::{
 
 use crate::logger;
 
+pub use flags::supported_flags;
 pub use notify::send_notify_fd_over;
 
 /// The largest errno the kernel returns from SECCOMP_RET_ERRNO (it clamps above).

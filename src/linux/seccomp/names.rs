@@ -57,6 +57,35 @@ const OPERATORS: &[&str] = &[
     "SCMP_CMP_MASKED_EQ",
 ];
 
+/// The flag names `linux.seccomp.flags` may hold, in runc's order (some may not be
+/// applicable here: see `supported_flags`): the `knownFlags` of `paddock features`.
+pub fn known_flags() -> Vec<&'static str> {
+    let mut known = FLAGS.to_vec();
+    known.push(FLAG_WAIT_KILLABLE_RECV);
+    known
+}
+
+/// The architectures a filter can be built for, sorted.
+pub fn known_archs() -> Vec<&'static str> {
+    sorted(ARCHS)
+}
+
+/// The actions, sorted.
+pub fn known_actions() -> Vec<&'static str> {
+    sorted(ACTIONS)
+}
+
+/// The argument comparison operators, sorted.
+pub fn known_operators() -> Vec<&'static str> {
+    sorted(OPERATORS)
+}
+
+fn sorted(names: &[&'static str]) -> Vec<&'static str> {
+    let mut v = names.to_vec();
+    v.sort_unstable();
+    v
+}
+
 /// What runc makes of a config.json whose `linux.seccomp` failed to parse: Some(Ok) with
 /// the config without it when runc takes it as "no seccomp" (neither a default action
 /// nor rules), Some(Err) with runc's words for a name it refuses, None otherwise.
