@@ -10,7 +10,7 @@ use oci_spec::runtime::Spec;
 
 use crate::linux::{caps, devices, hooks, lsm, mounts, namespaces, rlimits, seccomp, sysctl};
 
-mod unsupported;
+pub mod unsupported;
 
 /// A validated config with the absolute paths derived from it.
 pub struct Bundle {

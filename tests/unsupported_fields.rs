@@ -413,3 +413,27 @@ fn every_spec_field_is_applied_or_refused() {
         }
     }
 }
+
+/// `exec --process` refuses the process fields create refuses, naming them.
+#[test]
+fn exec_process_file_refuses_the_same_process_fields() {
+    let env = Env::new();
+    let b = env.bundle(&["sleep", "100"]);
+    let id = env.id("execunsup");
+    env.create(&b, &id).success();
+    env.paddock(&["start", &id]).success();
+    let p = env.dir.join("process.json");
+    std::fs::write(
+        &p,
+        r#"{"args": ["true"], "cwd": "/", "ioPriority": {"class": "IOPRIO_CLASS_IDLE"}}"#,
+    )
+    .unwrap();
+    let out = env.paddock(&["exec", "-p", p.to_str().unwrap(), &id]);
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(
+        out.stderr.contains("--process: ioPriority: not supported"),
+        "{out:?}"
+    );
+    env.paddock(&["delete", "--force", &id]).success();
+    env.assert_clean();
+}

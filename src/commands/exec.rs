@@ -114,6 +114,7 @@ fn read_process_file(path: &Path) -> Result<Process> {
         std::fs::read(path).with_context(|| format!("--process: read {}", path.display()))?;
     let mut value: serde_json::Value = serde_json::from_slice(&data)
         .with_context(|| format!("--process: parse {}", path.display()))?;
+    crate::spec::unsupported::check_process(&value)?;
     let obj = value
         .as_object_mut()
         .context("--process: process property must not be empty")?;

@@ -33,6 +33,16 @@ pub fn check(config: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The same for an `exec --process` file: the `process.` fields, on the process object.
+pub fn check_process(process: &Value) -> Result<()> {
+    for field in FIELDS.iter().filter_map(|f| f.strip_prefix("process.")) {
+        if let Some(at) = first_set(process, field) {
+            bail!("--process: {at}: not supported");
+        }
+    }
+    Ok(())
+}
+
 /// Where `path` is set in `config`, with array indexes filled in (`mounts[2].uidMappings`).
 fn first_set(config: &Value, path: &str) -> Option<String> {
     let mut found = vec![(String::new(), config)];
