@@ -7,6 +7,7 @@ pub mod events;
 pub mod exec;
 pub mod kill;
 pub mod list;
+mod notify_socket;
 pub mod pause;
 pub mod ps;
 pub mod resume;
