@@ -392,3 +392,34 @@ fn a_bad_pidfd_socket_fails_with_nothing_left_behind() {
     assert!(!env.root.join(&id).exists());
     env.assert_clean();
 }
+
+#[test]
+fn an_abstract_notify_socket_works_as_in_runc() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    let env = Env::new();
+    side_by_side(|rt| {
+        let out = env.mkdir("out");
+        let b = notify_bundle(&env, &out, "/sdnotify READY=1; exec sleep 1000");
+        let name = format!("paddock-test-{}-{}", std::process::id(), rt.name());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let sock = UnixDatagram::bind_addr(&addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let id = env.id(rt.name());
+        let mut run = env.rt_cmd(rt, &["run", "-d", "-b", b.dir.to_str().unwrap(), &id]);
+        run.env("NOTIFY_SOCKET", format!("@{name}"));
+        let mut run = run.stdout(Stdio::null()).spawn().unwrap();
+        assert_eq!(
+            recv_msg(&sock).map(|m| m.0),
+            Some("READY=1\n".into()),
+            "{rt:?}"
+        );
+        assert!(recv_msg(&sock).unwrap().0.starts_with("MAINPID="), "{rt:?}");
+        if rt == Rt::Paddock {
+            assert_eq!(recv_msg(&sock), Some(("BARRIER=1".to_string(), 1)));
+        }
+        assert!(run.wait().unwrap().success(), "{rt:?}");
+        env.rt(rt, &["delete", "--force", &id]).success();
+    });
+}
