@@ -423,3 +423,22 @@ fn an_abstract_notify_socket_works_as_in_runc() {
         env.rt(rt, &["delete", "--force", &id]).success();
     });
 }
+
+#[test]
+fn exec_processes_do_not_get_the_notify_socket() {
+    // Only init: runc's exec reads the bundle's config.json, which does not have it.
+    let env = Env::new();
+    let out = env.mkdir("out");
+    let b = notify_bundle(&env, &out, "exec sleep 1000");
+    let path = env.dir.join("unused.sock");
+    let outs = side_by_side(|rt| {
+        let id = env.id(rt.name());
+        let create = env.rt_cmd(rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
+        env.output(with_notify(create, &path)).success();
+        let seen = env.rt(rt, &["exec", &id, "sh", "-c", "echo \"[$NOTIFY_SOCKET]\""]);
+        env.rt(rt, &["delete", "--force", &id]).success();
+        seen
+    });
+    common::parity::assert_same("exec env", &outs);
+    assert_eq!(outs[1].stdout, "[]\n");
+}

@@ -100,6 +100,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     let result = sd
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
+        .and_then(|()| super::notify_socket::pass_env(&mut bundle.spec))
         .and_then(|()| Cgroup::create(&cg_rel))
         .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
         .and_then(|cg| {

@@ -39,7 +39,7 @@ fn socket_dir(state_dir: &Path) -> PathBuf {
 }
 
 /// At create, with NOTIFY_SOCKET set: makes the socket's directory in the state dir
-/// and adds its bind mount and NOTIFY_SOCKET to the container's config.
+/// and adds its bind mount to the container's config.
 pub fn prepare_container(spec: &mut Spec, state_dir: &Path) -> Result<()> {
     if host_socket().is_none() {
         return Ok(());
@@ -49,11 +49,11 @@ pub fn prepare_container(spec: &mut Spec, state_dir: &Path) -> Result<()> {
         .mode(0o755)
         .create(&dir)
         .with_context(|| format!("create notify socket directory {}", dir.display()))?;
-    add_to_spec(spec, &dir)
+    add_mount(spec, &dir)
 }
 
-/// The bind mount of `dir` (read-only, as runc) and NOTIFY_SOCKET for the process.
-fn add_to_spec(spec: &mut Spec, dir: &Path) -> Result<()> {
+/// The bind mount of `dir`, read-only as in runc.
+fn add_mount(spec: &mut Spec, dir: &Path) -> Result<()> {
     let mount = MountBuilder::default()
         .destination(DIR_IN_CONTAINER)
         .source(dir)
@@ -65,6 +65,20 @@ fn add_to_spec(spec: &mut Spec, dir: &Path) -> Result<()> {
         .build()
         .context("notify socket mount")?;
     spec.mounts_mut().get_or_insert_with(Vec::new).push(mount);
+    Ok(())
+}
+
+/// With NOTIFY_SOCKET set, points the container's process at its socket. Only init
+/// gets it: called after the config is saved, as exec's processes start from the
+/// saved process, and runc's from the bundle's config.json, which does not have it.
+pub fn pass_env(spec: &mut Spec) -> Result<()> {
+    match host_socket() {
+        Some(_) => add_env(spec),
+        None => Ok(()),
+    }
+}
+
+fn add_env(spec: &mut Spec) -> Result<()> {
     let process = spec
         .process_mut()
         .as_mut()
@@ -239,12 +253,13 @@ mod tests {
     fn the_container_sees_the_socket_at_run_notify() {
         let dir = Path::new("/run/paddock/c1/notify");
         let mut spec = Spec::default();
-        add_to_spec(&mut spec, dir).unwrap();
+        add_mount(&mut spec, dir).unwrap();
         let m = spec.mounts().as_ref().unwrap().last().unwrap().clone();
         assert_eq!(m.destination(), Path::new("/run/notify"));
         assert_eq!(m.source().as_deref(), Some(dir));
         let opts = m.options().clone().unwrap();
         assert_eq!(opts, ["bind", "nosuid", "noexec", "nodev", "ro"]);
+        add_env(&mut spec).unwrap();
         let env = spec.process().as_ref().unwrap().env().clone().unwrap();
         assert_eq!(env.last().unwrap(), "NOTIFY_SOCKET=/run/notify/notify.sock");
     }
