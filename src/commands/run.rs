@@ -50,6 +50,9 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
         return Ok(0);
     }
     forward_signals_to(created.pid);
+    // Known limit: a proxied terminal is copied only after this, so a container that
+    // fills it before sending READY= blocks, and we with it, until it is killed
+    // (runc copies the terminal meanwhile).
     forward_ready(notify, &created.container);
     let code = match master {
         Some(m) => super::console_proxy::proxy(m, created.pid)?,
