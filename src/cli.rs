@@ -97,6 +97,9 @@ pub struct CreateArgs {
     /// unix socket that receives the pty master when process.terminal is true
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// unix socket that receives a pidfd of the container's init
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// pass N extra file descriptors (3 .. 3+N-1) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
@@ -170,6 +173,9 @@ pub struct ExecArgs {
     /// unix socket that receives the pty master with --tty
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// unix socket that receives a pidfd of the new process
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
     /// working directory inside the container
     #[arg(long)]
     pub cwd: Option<PathBuf>,

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use super::Globals;
 use crate::cli::CreateArgs;
 use crate::linux::cgroups::{self, Cgroup};
+use crate::linux::pidfd::{Kind, PidfdSocket};
 use crate::process::{self, Launch};
 use crate::spec::{self, Bundle};
 use crate::state::{Container, StateDir, Status};
@@ -33,7 +34,7 @@ pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
 /// terminal without --console-socket gets a socketpair whose far end is returned.
 pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> Result<Created> {
     crate::state::validate_id(&args.id)?;
-    let bundle = spec::load(&args.bundle)?;
+    let mut bundle = spec::load(&args.bundle)?;
     let terminal = bundle
         .spec
         .process()
@@ -56,6 +57,11 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .as_deref()
         .map(connect_console)
         .transpose()?;
+    let pidfd_socket = args
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     let mut our_console = None;
     if terminal && console.is_none() {
         let (ours, theirs) = UnixStream::pair().context("console socketpair")?;
@@ -71,6 +77,10 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id, &g.root)?;
 
     let sd = StateDir::create(&g.root, &args.id)?;
+    if let Err(e) = super::notify_socket::prepare_container(&mut bundle.spec, &sd.dir) {
+        let _ = sd.remove();
+        return Err(e);
+    }
     let mut container = Container {
         id: args.id.clone(),
         recorded: Status::Creating,
@@ -90,6 +100,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     let result = sd
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
+        .and_then(|()| super::notify_socket::pass_env(&mut bundle.spec))
         .and_then(|()| Cgroup::create(&cg_rel))
         .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
         .and_then(|cg| {
@@ -109,10 +120,17 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     };
     crate::logger::debug(&format!("init of {} is pid {pid}, ready", args.id));
     container.recorded = Status::Created;
-    let finish = sd.save(&container).and_then(|()| match &args.pid_file {
-        Some(p) => write_pid_file(p, pid),
+    // As runc: the caller has the pidfd before create returns.
+    let sent = match &pidfd_socket {
+        Some(s) => s.send(pid, Kind::Init),
         None => Ok(()),
-    });
+    };
+    let finish = sent
+        .and_then(|()| sd.save(&container))
+        .and_then(|()| match &args.pid_file {
+            Some(p) => write_pid_file(p, pid),
+            None => Ok(()),
+        });
     if let Err(e) = finish {
         process::kill_and_reap(pid);
         if let Ok(cg) = Cgroup::open(&cg_rel) {

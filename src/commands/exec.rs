@@ -9,6 +9,7 @@ use crate::cli::ExecArgs;
 use crate::error::RuntimeError;
 use crate::linux::caps as linux_caps;
 use crate::linux::cgroups::Cgroup;
+use crate::linux::pidfd::{Kind, PidfdSocket};
 use crate::process::{self, ExecLaunch};
 use crate::state::{StateDir, Status};
 
@@ -76,6 +77,11 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
         (Some(_), false) => bail!("--console-socket: given without --tty"),
         (None, false) => None,
     };
+    let pidfd_socket = args
+        .pidfd_socket
+        .as_deref()
+        .map(PidfdSocket::connect)
+        .transpose()?;
     let cgroup = Cgroup::open(Path::new(&c.cgroup_path))?.with_subs(&args.cgroup)?;
     let pid = process::spawn_exec(
         ExecLaunch {
@@ -89,6 +95,12 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
         },
         &cgroup,
     )?;
+    if let Some(s) = &pidfd_socket {
+        if let Err(e) = s.send(pid, Kind::Exec) {
+            process::kill_and_reap(pid);
+            return Err(e);
+        }
+    }
     if let Some(p) = &args.pid_file {
         write_pid_file(p, pid)?;
     }

@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Result;
 
+use super::notify_socket::NotifySocket;
 use super::{create, start, Globals};
 use crate::cli::RunArgs;
 use crate::state::{Container, StateDir};
@@ -30,10 +31,12 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
         None => Ok(None),
     }
     .and_then(|master| {
+        // Bound before init runs, so its READY= cannot be sent to nothing.
+        let notify = NotifySocket::bind(&created.state_dir.dir)?;
         start::release(&created.state_dir, &mut created.container)?;
-        Ok(master)
+        Ok((master, notify))
     });
-    let master = match started {
+    let (master, notify) = match started {
         Ok(m) => m,
         Err(e) => {
             destroy(created.state_dir, &created.container, id);
@@ -43,9 +46,14 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     // Unlocked from here: kill, exec and state must work while it runs.
     drop(created.state_dir);
     if args.detach {
+        forward_ready(notify, &created.container);
         return Ok(0);
     }
     forward_signals_to(created.pid);
+    // Known limit: a proxied terminal is copied only after this, so a container that
+    // fills it before sending READY= blocks, and we with it, until it is killed
+    // (runc copies the terminal meanwhile).
+    forward_ready(notify, &created.container);
     let code = match master {
         Some(m) => super::console_proxy::proxy(m, created.pid)?,
         None => crate::process::wait_exit_code(created.pid)?,
@@ -55,6 +63,18 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
     }
     reap_orphans();
     Ok(code)
+}
+
+/// As runc, `run` waits for the container's READY= when there is a notify socket
+/// but does not fail on it. Unlike runc in the foreground, which waits on its own
+/// pid, we stop waiting once init has exited, so a container that never sends
+/// READY= cannot keep us from reporting its exit.
+fn forward_ready(notify: Option<NotifySocket>, c: &Container) {
+    if let Some(n) = notify {
+        if let Err(e) = n.forward_ready(c.pid, c.start_time) {
+            crate::logger::debug(&format!("notify socket of {}: {e:#}", c.id));
+        }
+    }
 }
 
 /// Collects the exit status of orphans we adopted as subreaper, so none stays a zombie.

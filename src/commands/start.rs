@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::notify_socket::NotifySocket;
 use super::Globals;
 use crate::linux::{cgroups::Cgroup, hooks};
 use crate::state::{Container, StateDir, Status};
@@ -21,7 +22,15 @@ pub fn start(g: &Globals, id: &str) -> Result<()> {
         Status::Creating => bail!("cannot start a container that is still being created"),
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
     }
-    release(&sd, &mut c)
+    let notify = NotifySocket::bind(&sd.dir)?;
+    release(&sd, &mut c)?;
+    // Unlocked while we wait: the container can be inspected, killed or exec'd.
+    drop(sd);
+    match notify {
+        // As runc: start returns once the container said READY= (or init exited).
+        Some(n) => n.forward_ready(c.pid, c.start_time),
+        None => Ok(()),
+    }
 }
 
 /// `start` of a container known to be created, with its state dir locked: `run`

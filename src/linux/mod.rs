@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
+pub mod pidfd;
 pub mod rlimits;
 pub mod rootfs;
 pub mod safepath;
