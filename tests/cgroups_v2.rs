@@ -11,10 +11,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::parity::{assert_same_code, Rt, BOTH};
-use common::{Bundle, Env, Out};
+use common::{Bundle, Env};
 use serde_json::{json, Value};
 
 const CG: &str = "/sys/fs/cgroup";
@@ -43,33 +43,6 @@ fn start(env: &Env, rt: Rt, b: &mut Bundle) -> String {
     assert_eq!(out.code, 0, "{} create: {out:?}", rt.name());
     env.rt(rt, &["start", &id]).success();
     id
-}
-
-/// Runs `rt args`, killed after 30 s: a hang is a failure, never a stuck suite.
-fn rt_bounded(env: &Env, rt: Rt, args: &[&str]) -> Out {
-    let dir = env.mkdir("bounded");
-    let (o, e) = (dir.join("out"), dir.join("err"));
-    let mut cmd: Command = env.rt_cmd(rt, args);
-    cmd.stdout(fs::File::create(&o).unwrap());
-    cmd.stderr(fs::File::create(&e).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} {args:?} hung", rt.name());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: common::code_of(status),
-        stdout: fs::read_to_string(o).unwrap_or_default(),
-        stderr: fs::read_to_string(e).unwrap_or_default(),
-    }
 }
 
 fn memory_files(id: &str) -> String {
@@ -351,7 +324,7 @@ fn a_populated_parent_is_refused_with_domain_controllers() {
             parent.dir.file_name().unwrap().to_str().unwrap()
         );
         b.config(|c| c["linux"]["cgroupsPath"] = path.clone().into());
-        let out = rt_bounded(&env, rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
+        let out = env.rt_bounded(rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
         assert!(
             out.stderr.contains("cannot enter cgroupv2")
                 && out.stderr.contains("with domain controllers"),
@@ -387,7 +360,7 @@ fn a_populated_parent_takes_a_threaded_container() {
             parent.dir.file_name().unwrap().to_str().unwrap()
         );
         b.config(|c| c["linux"]["cgroupsPath"] = path.into());
-        let out = rt_bounded(&env, rt, &["run", "-b", b.dir.to_str().unwrap(), &id]);
+        let out = env.rt_bounded(rt, &["run", "-b", b.dir.to_str().unwrap(), &id]);
         let _ = env.rt(rt, &["delete", "--force", &id]);
         out
     });
@@ -415,7 +388,7 @@ fn create_in_a_frozen_cgroup_fails_without_hanging() {
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("cgroup.freeze"), "1").unwrap();
         b.config(|c| c["linux"]["cgroupsPath"] = format!("/{id}").into());
-        let out = rt_bounded(&env, rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
+        let out = env.rt_bounded(rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
         fs::write(dir.join("cgroup.freeze"), "0").unwrap();
         assert!(
             out.stderr
@@ -449,11 +422,7 @@ fn create_below_a_frozen_parent_fails_without_hanging() {
         c["linux"]["cgroupsPath"] =
             format!("/{}/{id}", parent.file_name().unwrap().to_str().unwrap()).into()
     });
-    let out = rt_bounded(
-        &env,
-        Rt::Paddock,
-        &["create", "-b", b.dir.to_str().unwrap(), &id],
-    );
+    let out = env.rt_bounded(Rt::Paddock, &["create", "-b", b.dir.to_str().unwrap(), &id]);
     fs::write(parent.join("cgroup.freeze"), "0").unwrap();
     let exists = parent.join(&id).exists();
     let _ = fs::remove_dir(parent.join(&id));

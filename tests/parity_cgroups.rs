@@ -10,8 +10,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::parity::{assert_same, assert_same_code, side_by_side, Rt, BOTH};
 use common::{wait_for, Bundle, Env, Out};
@@ -49,33 +47,6 @@ fn start(env: &Env, rt: Rt, b: &mut Bundle) -> String {
 
 fn remove(env: &Env, rt: Rt, id: &str) {
     env.rt(rt, &["delete", "--force", id]).success();
-}
-
-/// Runs `rt args`, killed after 20 s: a hang is a failure, never a stuck suite.
-fn rt_bounded(env: &Env, rt: Rt, args: &[&str]) -> Out {
-    let dir = env.mkdir("bounded");
-    let (o, e) = (dir.join("out"), dir.join("err"));
-    let mut cmd: Command = env.rt_cmd(rt, args);
-    cmd.stdout(fs::File::create(&o).unwrap());
-    cmd.stderr(fs::File::create(&e).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} {args:?} hung", rt.name());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: common::code_of(status),
-        stdout: fs::read_to_string(o).unwrap_or_default(),
-        stderr: fs::read_to_string(e).unwrap_or_default(),
-    }
 }
 
 /// The memory limit and pids.max of the container, read through its own
@@ -160,11 +131,7 @@ fn a_bad_device_access_string_is_refused_cleanly() {
                            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]}),
     );
     let id = env.id("rwa");
-    let out = rt_bounded(
-        &env,
-        Rt::Paddock,
-        &["run", "-b", b.dir.to_str().unwrap(), &id],
-    );
+    let out = env.rt_bounded(Rt::Paddock, &["run", "-b", b.dir.to_str().unwrap(), &id]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("linux.resources.devices[1].access"),
@@ -399,7 +366,7 @@ fn create_in_a_frozen_cgroup_fails_without_hanging() {
         fs::create_dir(&freezer).unwrap();
         fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
         b.config(|c| c["linux"]["cgroupsPath"] = format!("/{id}").into());
-        let out = rt_bounded(&env, rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
+        let out = env.rt_bounded(rt, &["create", "-b", b.dir.to_str().unwrap(), &id]);
         fs::write(freezer.join("freezer.state"), "THAWED").unwrap();
         assert!(
             out.stderr

@@ -1,14 +1,11 @@
 //! Process file descriptors: `pidfd_open`, and `--pidfd-socket`, where the caller
 //! gets a pidfd of the container's init (or of an exec'd process) as runc sends it.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 /// A pidfd of `pid` (close-on-exec).
 pub fn open(pid: i32) -> std::io::Result<OwnedFd> {
@@ -61,25 +58,8 @@ impl PidfdSocket {
     pub fn send(&self, pid: i32, kind: Kind) -> Result<()> {
         let pidfd = open(pid).context("--pidfd-socket: failed to pidfd_open")?;
         let msg = kind.message();
-        let iov = [IoSlice::new(msg.as_bytes())];
-        let fds = [pidfd.as_raw_fd()];
-        let cmsgs = [ControlMessage::ScmRights(&fds)];
-        let sent = loop {
-            match sendmsg::<()>(
-                self.0.as_raw_fd(),
-                &iov,
-                &cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
-        }
-        .context("--pidfd-socket: failed to send pidfd on socket")?;
-        if sent != msg.len() {
-            bail!("--pidfd-socket: short send ({sent} of {} bytes)", msg.len());
-        }
+        crate::linux::tty::send_one_fd(self.0.as_fd(), msg.as_bytes(), pidfd.as_fd())
+            .context("--pidfd-socket: failed to send pidfd on socket")?;
         Ok(())
     }
 }

@@ -69,8 +69,14 @@ pub fn set_size(master: BorrowedFd<'_>, size: Option<&ConsoleSize>) -> Result<()
 /// waits for the receiver, which accepts the connection only after `create` has exited.
 pub fn send_to_console_socket(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<()> {
     let name = pty_name(master)?;
-    let iov = [IoSlice::new(name.as_bytes())];
-    let fds = [master.as_raw_fd()];
+    send_one_fd(socket, name.as_bytes(), master).context("send the console to --console-socket")
+}
+
+/// One message with `payload` and exactly one fd (SCM_RIGHTS), as runc's callers expect
+/// on its console and pidfd sockets; retried on EINTR, a short send is an error.
+pub fn send_one_fd(socket: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -> Result<()> {
+    let iov = [IoSlice::new(payload)];
+    let fds = [fd.as_raw_fd()];
     let cmsgs = [ControlMessage::ScmRights(&fds)];
     let sent = loop {
         match sendmsg::<()>(
@@ -83,13 +89,9 @@ pub fn send_to_console_socket(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) ->
             Err(Errno::EINTR) => continue,
             other => break other,
         }
-    }
-    .context("send the console to --console-socket")?;
-    if sent != name.len() {
-        bail!(
-            "send the console to --console-socket: short send ({sent} of {} bytes)",
-            name.len()
-        );
+    }?;
+    if sent != payload.len() {
+        bail!("short send ({sent} of {} bytes)", payload.len());
     }
     Ok(())
 }

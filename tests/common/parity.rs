@@ -58,6 +58,33 @@ impl Env {
         self.output(self.rt_cmd(rt, args))
     }
 
+    /// Runs `rt args`, killed after 30 s: a hang is a failure, never a stuck suite.
+    pub fn rt_bounded(&self, rt: Rt, args: &[&str]) -> Out {
+        let dir = self.mkdir("bounded");
+        let (o, e) = (dir.join("out"), dir.join("err"));
+        let mut cmd = self.rt_cmd(rt, args);
+        cmd.stdout(fs::File::create(&o).unwrap());
+        cmd.stderr(fs::File::create(&e).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} {args:?} hung", rt.name());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Out {
+            code: super::code_of(status),
+            stdout: fs::read_to_string(o).unwrap_or_default(),
+            stderr: fs::read_to_string(e).unwrap_or_default(),
+        }
+    }
+
     /// `RT run -b B ID` in the foreground, with a fresh ID per runtime.
     pub fn rt_run(&self, rt: Rt, b: &Bundle) -> Out {
         let id = self.id(rt.name());
