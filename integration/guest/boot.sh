@@ -24,7 +24,8 @@ apt_install() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
 }
-apt_install qemu-system-x86 busybox-static cpio
+# apparmor: apparmor_parser, which the AppArmor tests run in the guest to load their profiles.
+apt_install qemu-system-x86 busybox-static cpio apparmor
 
 # The kernel: the package linux-image-amd64 points at, unpacked (no hooks, no /boot).
 kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)

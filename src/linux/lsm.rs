@@ -73,17 +73,27 @@ fn selinux_enabled() -> bool {
     statfs(SELINUXFS).is_ok_and(|s| s.filesystem_type().0 == SELINUX_MAGIC)
 }
 
-/// Makes the next execve of this thread enter AppArmor profile `profile`.
+/// Makes the next execve of this thread enter AppArmor profile `profile`. The kernel
+/// refuses a profile that is not loaded (ENOENT), so that fails here, as in runc.
 pub fn apply_apparmor_on_exec(profile: &str) -> Result<()> {
     if profile.is_empty() {
         return Ok(());
     }
-    let attr = match open_proc_attr("/proc/thread-self/attr/apparmor/exec") {
-        Err(e) if is_enoent(&e) => open_proc_attr("/proc/thread-self/attr/exec")?,
+    change_profile_on_exec(profile)
+        .with_context(|| format!("apparmor failed to apply profile {profile:?}"))
+}
+
+fn change_profile_on_exec(profile: &str) -> Result<()> {
+    // Kernels with LSM stacking have AppArmor's own attr directory; older ones only attr/.
+    let mut path = "/proc/thread-self/attr/apparmor/exec";
+    let attr = match open_proc_attr(path) {
+        Err(e) if is_enoent(&e) => {
+            path = "/proc/thread-self/attr/exec";
+            open_proc_attr(path)?
+        }
         r => r?,
     };
-    write_attr(&attr, format!("exec {profile}").as_bytes())
-        .with_context(|| format!("process.apparmorProfile: set {profile:?} for exec"))
+    write_attr(&attr, format!("exec {profile}").as_bytes()).with_context(|| format!("write {path}"))
 }
 
 /// Makes the next execve of this thread take SELinux label `label`.
@@ -195,6 +205,17 @@ mod tests {
             assert!(validate(None, None, Some("l")).is_err());
         }
         validate(None, None, None).unwrap();
+    }
+
+    #[test]
+    fn a_profile_the_kernel_refuses_is_an_error() {
+        // Not loaded where AppArmor is enabled (ENOENT); refused where it is not.
+        let e = apply_apparmor_on_exec("paddock-unit-test-not-loaded").unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.starts_with("apparmor failed to apply profile \"paddock-unit-test-not-loaded\": "),
+            "{e}"
+        );
     }
 
     #[test]
