@@ -1,9 +1,9 @@
 //! AppArmor where the kernel has it (the pure v2 guest: `make test-v2`): a loaded
-//! profile named by process.apparmorProfile or `exec --apparmor` confines the process
-//! from its execve on, exec takes the config's profile unless the flag names another,
-//! and a profile that is not loaded fails create and exec as in runc, leaving nothing.
-//! Side by side with Debian's runc (1.1.5 does here what 1.5 does). Where AppArmor is
-//! not enabled, as on the v1 host, each test skips with a note.
+//! profile named by process.apparmorProfile, `exec --apparmor` or a process.json
+//! confines the process from its execve on, exec takes the config's profile unless told
+//! another, and a profile that is not loaded fails create and exec as in runc, leaving
+//! nothing. Side by side with Debian's runc (1.1.5 does here what 1.5 does). Where
+//! AppArmor is not enabled, as on the v1 host, each test skips with a note.
 
 mod common;
 
@@ -13,6 +13,7 @@ use std::process::Command;
 
 use common::parity::{assert_same, side_by_side, Rt};
 use common::{Bundle, Env, Out};
+use serde_json::json;
 
 /// What a probe prints: the process's AppArmor label, then whether it could read
 /// /etc/passwd (the one thing the test profile denies).
@@ -153,6 +154,21 @@ fn exec_takes_the_config_profile_unless_the_flag_names_one() {
         }
     };
     check("no profile in the config", &b, &cases);
+
+    // A process.json's apparmorProfile is applied as the flag is.
+    let process = env.dir.join("process.json");
+    let json = json!({
+        "args": ["sh", "-c", PROBE],
+        "cwd": "/",
+        "env": ["PATH=/bin"],
+        "apparmorProfile": p.name,
+    });
+    fs::write(&process, json.to_string()).unwrap();
+    let outs = with_running(&env, &b, |rt, id| {
+        env.rt(rt, &["exec", "--process", process.to_str().unwrap(), id])
+    });
+    assert_same("exec --process with apparmorProfile", &outs);
+    assert_eq!(outs[1].stdout, p.confined(), "{outs:?}");
 
     // The config's profile is exec's too; --apparmor replaces it.
     b.config(|c| c["process"]["apparmorProfile"] = p.name.clone().into());
