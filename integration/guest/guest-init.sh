@@ -30,4 +30,4 @@ rc=$?
 echo "PADDOCK_GUEST_EXIT=$rc"
 sync
 echo o > /proc/sysrq-trigger
-sleep 10
+read -r -t 10 _ </dev/console || true
