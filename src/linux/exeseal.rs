@@ -2,7 +2,8 @@
 //! be able to open the host binary for writing. Commands that put a process into
 //! a container first re-execute paddock from a read-only view of it: a detached
 //! overlayfs (no copy, no mount in any namespace) whose layers are the binary's
-//! directory and an empty tmpfs; where that is not possible (unprivileged, or a
+//! directory and an empty tmpfs (or /dev on kernels that refuse detached layers);
+//! where that is not possible (unprivileged, or a
 //! path overlayfs cannot take), a sealed memfd copy that can be neither written
 //! nor resized.
 
@@ -145,7 +146,16 @@ fn overlay_view() -> Result<OwnedFd> {
     }
     let empty = detached_mount("tmpfs", &[])?;
     let lower = format!("{dir}:/proc/self/fd/{}", empty.as_raw_fd());
-    let overlay = detached_mount("overlay", &[("lowerdir", &lower)])?;
+    // Older kernels (Debian 12's 6.1) take no detached mount as a layer (EINVAL) and
+    // no single-layer overlay: there the second layer is /dev, attached and never an
+    // ancestor of the binary's directory. Only the binary's name is ever looked up in
+    // the view, and the first layer answers it, so the second one's content is moot.
+    let overlay = detached_mount("overlay", &[("lowerdir", &lower)]).or_else(|e| {
+        if dir == "/" || dir.starts_with("/dev/") {
+            return Err(e);
+        }
+        detached_mount("overlay", &[("lowerdir", &format!("{dir}:/dev"))])
+    })?;
     let name = CString::new(name.as_bytes()).context("binary name")?;
     // SAFETY: openat relative to our own mount fd with a NUL-terminated name.
     let fd = unsafe {
