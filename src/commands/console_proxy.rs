@@ -29,21 +29,12 @@ pub fn receive_master(sock: &UnixStream) -> Result<OwnedFd> {
             if let Some(&fd) = fds.first() {
                 // SAFETY: the kernel just installed this fd for us.
                 let master = unsafe { OwnedFd::from_raw_fd(fd) };
-                clear_onlcr(master.as_fd())?;
+                crate::linux::tty::clear_onlcr(master.as_fd())?;
                 return Ok(master);
             }
         }
     }
     bail!("container init sent no console fd")
-}
-
-/// As runc on its side of the pty: no "\n" to "\r\n" translation there, so a caller
-/// reading our stdout through a pipe gets the program's bytes; a caller's terminal
-/// still translates them itself (HostConsole keeps its output processing).
-fn clear_onlcr(master: BorrowedFd<'_>) -> Result<()> {
-    let mut t = tcgetattr(master).context("get the console's attributes")?;
-    t.output_flags.remove(OutputFlags::ONLCR);
-    tcsetattr(master, SetArg::TCSANOW, &t).context("clear ONLCR on the console")
 }
 
 /// The caller's terminal, as runc finds it: the first of stderr, stdout and stdin

@@ -91,6 +91,7 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
             init_pid: c.pid,
             init_start_time: c.start_time,
             console,
+            proxied_console: proxy_end.is_some(),
             preserve_fds: args.preserve_fds,
         },
         &cgroup,

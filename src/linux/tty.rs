@@ -96,6 +96,16 @@ pub fn send_one_fd(socket: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -
     Ok(())
 }
 
+/// As runc on its side of the pty: no "\n" to "\r\n" translation there, so a caller
+/// reading our stdout through a pipe gets the program's bytes; a caller's terminal
+/// still translates them itself (HostConsole keeps its output processing).
+pub fn clear_onlcr(master: BorrowedFd<'_>) -> Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(master).context("get the console's attributes")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).context("clear ONLCR on the console")
+}
+
 /// Makes `slave` the stdin/stdout/stderr and the controlling terminal of the calling
 /// process, which must already be a session leader (after setsid).
 pub fn make_controlling_stdio(slave: BorrowedFd<'_>) -> Result<()> {

@@ -29,6 +29,8 @@ pub struct ExecArgs<'a> {
     /// The container's root when it shares our mount namespace: chroot there.
     pub root: Option<OwnedFd>,
     pub console: Option<OwnedFd>,
+    /// The console goes to our own foreground proxy (no --console-socket).
+    pub proxied_console: bool,
     pub preserve_fds: u32,
 }
 
@@ -99,6 +101,10 @@ fn open_console(a: &ExecArgs<'_>, process: &Process) -> Result<OwnedFd> {
     let root: OwnedFd = File::open("/").context("open container root")?.into();
     let (master, slave) = tty::open_pty(root.as_fd())?;
     tty::set_size(master.as_fd(), process.console_size().as_ref())?;
+    if a.proxied_console {
+        // Before the program can write: the proxy gets the master only after we run.
+        tty::clear_onlcr(master.as_fd())?;
+    }
     tty::send_to_console_socket(socket.as_fd(), master.as_fd())?;
     Ok(slave)
 }

@@ -341,6 +341,8 @@ pub struct ExecLaunch<'a> {
     pub init_pid: i32,
     pub init_start_time: u64,
     pub console: Option<OwnedFd>,
+    /// The console goes to our own foreground proxy (no --console-socket).
+    pub proxied_console: bool,
     pub preserve_fds: u32,
 }
 
@@ -411,6 +413,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
             joins,
             root,
             console: launch.console,
+            proxied_console: launch.proxied_console,
             preserve_fds: launch.preserve_fds,
         });
     }
