@@ -40,7 +40,15 @@ if [ ! -f "$kdir/vmlinuz" ]; then
     # Only the kernel and the initramfs's modules are kept of the unpacked package.
     rm -rf "$kdir" "$work/dl"
     mkdir -p "$work/dl/x" "$kdir/modules"
-    (cd "$work/dl" && apt-get download "$kpkg" >/dev/null 2>&1)
+    # A stale package list may name a version the archive no longer has: update, retry.
+    if ! (cd "$work/dl" && apt-get download "$kpkg" >/dev/null 2>&1); then
+        apt-get update -qq
+        kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*\)/\1/p' | head -1)
+        kver=${kpkg#linux-image-}
+        kdir=$work/$kpkg
+        mkdir -p "$kdir/modules"
+        (cd "$work/dl" && apt-get download "$kpkg" >/dev/null 2>&1) || { echo "cannot download $kpkg" >&2; exit 1; }
+    fi
     dpkg-deb -x "$work/dl/${kpkg}_"*.deb "$work/dl/x"
     for m in $modules; do
         f=$(find "$work/dl/x/lib/modules/$kver/kernel" -name "$m.ko" | head -1)
