@@ -9,16 +9,27 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue
+# The job (guest-init, job script, args) as boot.sh passed it.
+mapfile -t argv < <(echo "$paddock_job" | base64 -d)
+unset paddock_job
+# /tmp and /run get fresh tmpfs, as on a booted host. The job's own directories under them
+# (a checkout in /tmp, as CI may use) are bound back from the host's view.
+keep=("$(cd "$(dirname "${argv[0]}")/../.." && pwd)" "$(dirname "${argv[1]}")")
+mkdir -p /.host
+mount --bind / /.host
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=0755 run /run
+for p in "${keep[@]}"; do
+    case $p in
+    /tmp/* | /run/*) mkdir -p "$p" && mount --bind "/.host$p" "$p" ;;
+    esac
+done
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 hostname paddock-guest
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 # The host's environment variables a job needs do not cross: boot.sh passes paths only.
-mapfile -t argv < <(echo "$paddock_job" | base64 -d)
-unset paddock_job
 # Controllers for the tests: the root's subtree_control as systemd would set it.
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
