@@ -10,7 +10,7 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue
 # The job (guest-init, job script, args) as boot.sh passed it.
-mapfile -t argv < <(echo "$paddock_job" | base64 -d)
+mapfile -t argv <<<"$(echo "$paddock_job" | base64 -d)"
 unset paddock_job
 # /tmp and /run get fresh tmpfs, as on a booted host. The job's own directories under them
 # (a checkout in /tmp, as CI may use) are bound back from the host's view.
