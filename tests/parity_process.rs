@@ -61,13 +61,7 @@ fn terminal_output_through_a_pipe_has_no_carriage_returns() {
     // The sleep lets runc clear ONLCR before the program writes (it does so on receipt).
     let script = "sleep 0.5; echo one; echo two";
     let b = terminal_bundle(&env, &["sh", "-c", script]);
-    let outs = side_by_side(|rt| {
-        let id = env.id(rt.name());
-        on_pty(
-            &env,
-            env.rt_cmd(rt, &["run", "-b", b.dir.to_str().unwrap(), &id]),
-        )
-    });
+    let outs = run_on_pty(&env, &b);
     assert_eq!(text(&outs[0]), text(&outs[1]), "run -t: {outs:?}");
     assert_eq!(text(&outs[1]), "one\ntwo\n");
 
@@ -82,19 +76,24 @@ fn terminal_output_through_a_pipe_has_no_carriage_returns() {
     assert_eq!(text(&outs[1]), "one\ntwo\n");
 }
 
+/// `run -b B` in the foreground of a pty, through runc and paddock.
+fn run_on_pty(env: &Env, b: &Bundle) -> [Out; 2] {
+    side_by_side(|rt| {
+        let id = env.id(rt.name());
+        on_pty(
+            env,
+            env.rt_cmd(rt, &["run", "-b", b.dir.to_str().unwrap(), &id]),
+        )
+    })
+}
+
 #[test]
 fn the_pty_belongs_to_the_process_user() {
     let env = Env::new();
     let owner = "stat -c %u:%g $(tty)";
     let mut b = terminal_bundle(&env, &["sh", "-c", owner]);
     b.config(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
-    let outs = side_by_side(|rt| {
-        let id = env.id(rt.name());
-        on_pty(
-            &env,
-            env.rt_cmd(rt, &["run", "-b", b.dir.to_str().unwrap(), &id]),
-        )
-    });
+    let outs = run_on_pty(&env, &b);
     assert_eq!(text(&outs[0]), text(&outs[1]), "run -t: {outs:?}");
     // The group stays devpts's gid=5 (runc changes only the owner).
     assert_eq!(text(&outs[1]).trim_end(), "1000:5");
