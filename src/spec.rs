@@ -6,10 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
 
 use crate::linux::{caps, devices, hooks, lsm, mounts, namespaces, rlimits, seccomp, sysctl};
 
+pub mod attrs;
 pub mod unsupported;
 
 /// A validated config with the absolute paths derived from it.
@@ -18,6 +20,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub ns: namespaces::Plan,
+    /// The fields read apart from the typed parse (see spec/attrs.rs).
+    pub attrs: attrs::Attrs,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
@@ -27,9 +31,13 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
     // Before the typed parse: a refused field is named whatever its value.
     unsupported::check(&data)?;
-    let (spec, ignored_caps) = parse_lenient(&data)?;
+    crate::linux::intel_rdt::check(&data)?;
+    let (attrs, rest) = attrs::take(&data)?;
+    let (spec, ignored_caps) = parse_lenient(rest.as_deref().unwrap_or(&data))?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
+    attrs.process.validate("")?;
+    attrs.linux.validate(ns.has(libc::CLONE_NEWNET))?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;
     crate::logger::debug(&format!(
@@ -44,6 +52,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         dir,
         rootfs,
         ns,
+        attrs,
     })
 }
 
@@ -147,6 +156,7 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     if let Some(m) = spec.mounts() {
         mounts::validate(m)?;
     }
+    rootfs_propagation(spec)?;
     if let Some(h) = spec.hooks() {
         hooks::validate(h)?;
     }
@@ -220,6 +230,32 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
         bail!("linux.timeOffsets: offsets cannot be set when joining a time namespace");
     }
     Ok(ns)
+}
+
+/// linux.rootfsPropagation as mount flags; runc refuses a name it does not know
+/// before anything exists.
+fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    let Some(name) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    match mounts::propagation_flags(name) {
+        Some(flags) => Ok(Some(flags)),
+        None => bail!("linux.rootfsPropagation: rootfsPropagation={name} is not supported"),
+    }
+}
+
+/// As runc: a private root without pivot_root is refused (the old root would stay
+/// reachable under it).
+pub fn check_no_pivot(spec: &Spec, no_pivot: bool) -> Result<()> {
+    if no_pivot && rootfs_propagation(spec)?.is_some_and(|f| f.contains(MsFlags::MS_PRIVATE)) {
+        bail!("linux.rootfsPropagation: rootfsPropagation of [r]private is not safe without pivot_root");
+    }
+    Ok(())
 }
 
 fn check_version(v: &str) -> Result<()> {

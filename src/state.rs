@@ -69,6 +69,10 @@ pub struct Container {
     /// Set when the container has no mount namespace of its own.
     #[serde(default)]
     pub host_rootfs_mount: Option<HostRootfsMount>,
+    /// config.json's scheduling, affinity, personality and memory policy, which
+    /// every exec gets unless its process.json says otherwise.
+    #[serde(default)]
+    pub attrs: crate::spec::attrs::Attrs,
 }
 
 /// A container in the host mount namespace has its rootfs bound onto itself
@@ -406,6 +410,7 @@ mod tests {
             private_pid_ns: true,
             hooks: None,
             host_rootfs_mount: None,
+            attrs: Default::default(),
         };
         sd.save(&c).unwrap();
         assert_eq!(sd.load().unwrap().status(), Status::Stopped);

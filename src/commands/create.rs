@@ -35,6 +35,7 @@ pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
 pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> Result<Created> {
     crate::state::validate_id(&args.id)?;
     let mut bundle = spec::load(&args.bundle)?;
+    spec::check_no_pivot(&bundle.spec, args.no_pivot)?;
     let terminal = bundle
         .spec
         .process()
@@ -96,6 +97,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         private_pid_ns: bundle.ns.has(libc::CLONE_NEWPID),
         hooks: bundle.spec.hooks().clone(),
         host_rootfs_mount: None,
+        attrs: bundle.attrs.clone(),
     };
     let result = sd
         .save(&container)

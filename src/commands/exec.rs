@@ -11,6 +11,7 @@ use crate::linux::caps as linux_caps;
 use crate::linux::cgroups::Cgroup;
 use crate::linux::pidfd::{Kind, PidfdSocket};
 use crate::process::{self, ExecLaunch};
+use crate::spec::attrs::ProcessAttrs;
 use crate::state::{StateDir, Status};
 
 /// Exit code of `exec` when paddock itself fails (runc's: bad input, a missing
@@ -45,9 +46,33 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
         Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
         Status::Stopped | Status::Creating => return Err(RuntimeError::NotRunning.into()),
     }
-    let process = match &args.process {
-        Some(path) => read_process_file(path)?,
-        None => process_from_flags(spec.process().as_ref(), args)?,
+    let (process, own_attrs) = match &args.process {
+        Some(path) => {
+            let (mut p, attrs) = read_process_file(path)?;
+            // As runc, whose exec takes the umask from config.json; paddock lets a
+            // process.json's own umask win (runc ignores it without a word).
+            if p.user().umask().is_none() {
+                let umask = spec.process().as_ref().and_then(|c| c.user().umask());
+                p.user_mut().set_umask(umask);
+            }
+            (p, attrs)
+        }
+        None => (
+            process_from_flags(spec.process().as_ref(), args)?,
+            Default::default(),
+        ),
+    };
+    // As runc: each attribute the process does not set comes from config.json.
+    let attrs = ProcessAttrs {
+        scheduler: own_attrs.scheduler.or(c.attrs.process.scheduler.clone()),
+        io_priority: own_attrs
+            .io_priority
+            .or(c.attrs.process.io_priority.clone()),
+        exec_cpu_affinity: own_attrs.exec_cpu_affinity.or(c
+            .attrs
+            .process
+            .exec_cpu_affinity
+            .clone()),
     };
     crate::linux::lsm::validate(
         process.apparmor_profile().as_deref(),
@@ -86,6 +111,8 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
     let pid = process::spawn_exec(
         ExecLaunch {
             process: &process,
+            attrs: &attrs,
+            linux_attrs: &c.attrs.linux,
             linux: spec.linux().as_ref(),
             state: c.hook_state(Status::Running),
             init_pid: c.pid,
@@ -122,12 +149,12 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
 
 /// A process.json as runc reads it: `user` may be left out (uid and gid 0), `cwd`
 /// must be a non-empty absolute path and `args` must name a program.
-fn read_process_file(path: &Path) -> Result<Process> {
+fn read_process_file(path: &Path) -> Result<(Process, ProcessAttrs)> {
     let data =
         std::fs::read(path).with_context(|| format!("--process: read {}", path.display()))?;
     let mut value: serde_json::Value = serde_json::from_slice(&data)
         .with_context(|| format!("--process: parse {}", path.display()))?;
-    crate::spec::unsupported::check_process(&value)?;
+    let attrs = crate::spec::attrs::take_process(&mut value)?;
     let obj = value
         .as_object_mut()
         .context("--process: process property must not be empty")?;
@@ -149,7 +176,7 @@ fn read_process_file(path: &Path) -> Result<Process> {
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         bail!("--process: args: args must not be empty");
     }
-    Ok(p)
+    Ok((p, attrs))
 }
 
 /// The container's own process config with the command and the flags applied.

@@ -43,14 +43,18 @@ pub fn set_root_propagation(propagation: Option<&str>) -> Result<()> {
     change_mount(Path::new("/"), flags | MsFlags::MS_REC).context("set propagation of /")
 }
 
-/// Step 9 (after pivot_root): applies `rootfsPropagation` to the container's
-/// whole tree, so e.g. "shared" shows on / and every mount under it.
+/// Step 9 (after pivot_root): a shared or unbindable `rootfsPropagation` on the
+/// container's /, recursively only for the r-variants, as runc 1.5 applies it
+/// (private and slave were applied, recursively, in step 1).
 pub fn apply_propagation_after_pivot(propagation: Option<&str>) -> Result<()> {
     let Some(name) = propagation.filter(|p| !p.is_empty()) else {
         return Ok(());
     };
-    change_mount(Path::new("/"), rootfs_propagation(name)? | MsFlags::MS_REC)
-        .with_context(|| format!("set propagation {name} on /"))
+    let flags = rootfs_propagation(name)?;
+    if flags.intersects(MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE) {
+        return Ok(());
+    }
+    change_mount(Path::new("/"), flags).with_context(|| format!("set propagation {name} on /"))
 }
 
 fn rootfs_propagation(name: &str) -> Result<MsFlags> {

@@ -11,14 +11,16 @@ use oci_spec::runtime::Process;
 use super::channel::{Channel, Message};
 use super::env;
 use super::init::{
-    apply_lsm_labels, confine, exec, fail, find_executable, load_seccomp, prctl, prepare_seccomp,
-    reset_signals,
+    apply_lsm_labels, confine, exec, fail, find_executable, has_cpuset, load_seccomp, prctl,
+    prepare_seccomp, reset_signals,
 };
 use crate::linux::cgroups::entry::Entry;
-use crate::linux::{namespaces, rlimits, tty};
+use crate::linux::{namespaces, procattrs, rlimits, tty};
 
 pub struct ExecArgs<'a> {
     pub process: &'a Process,
+    pub attrs: &'a crate::spec::attrs::ProcessAttrs,
+    pub linux_attrs: &'a crate::spec::attrs::LinuxAttrs,
     /// The container's linux section as saved at create (for its seccomp profile).
     pub linux: Option<&'a oci_spec::runtime::Linux>,
     pub chan: Channel,
@@ -40,6 +42,9 @@ pub fn run(mut args: ExecArgs<'_>) -> ! {
 }
 
 fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
+    let affinity = a.attrs.exec_cpu_affinity.as_ref();
+    // As runc: the process starts on its initial CPUs, before it is in the cgroup.
+    procattrs::set_initial_affinity(affinity)?;
     // Before it runs anything: every process of the container is in its cgroup.
     a.cgroup.enter()?;
     // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
@@ -49,6 +54,8 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
         Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),
     };
+    // In every cgroup now (the parent has joined us to v2 where clone3 could not).
+    procattrs::set_final_affinity(affinity)?;
     // Both need host paths: the notify agent's socket and the host's /proc.
     let seccomp = match a.linux {
         Some(linux) => prepare_seccomp(linux)?,
@@ -84,6 +91,13 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
         process.user().uid(),
     )?;
     let exe = find_executable(process, &env)?;
+    // Real-time policies and the RT I/O class need the privileges confine drops.
+    procattrs::apply(
+        a.attrs,
+        a.linux_attrs.personality.as_ref(),
+        a.linux_attrs.memory_policy.as_ref(),
+        a.linux.is_some_and(has_cpuset),
+    )?;
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
     load_seccomp(seccomp, &state)?;
     reset_signals();

@@ -17,7 +17,7 @@ use super::channel::{Channel, Message};
 use super::env;
 use crate::linux::cgroups::entry::Entry;
 use crate::linux::{
-    caps, devices, hooks, lsm, mounts, namespaces, rlimits, rootfs, seccomp, sysctl, tty,
+    caps, devices, hooks, lsm, mounts, namespaces, procattrs, rlimits, rootfs, seccomp, sysctl, tty,
 };
 use crate::spec::{find_program, Bundle, Probe};
 
@@ -80,6 +80,8 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         Some(Message::Continue { state }) => state,
         other => bail!("protocol error: expected Continue, got {other:?}"),
     };
+    // In every cgroup now: as runc, init does not keep paddock's own CPU pinning.
+    procattrs::set_final_affinity(None)?;
     if plan.new_user() {
         become_namespace_root(spec)?;
     }
@@ -91,6 +93,9 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         unshare(libc::CLONE_NEWCGROUP, "cgroup namespace")?;
     }
     set_uts_names(spec)?;
+    if plan.clone_flags & libc::CLONE_NEWNET != 0 {
+        crate::linux::netdev::loopback_up()?;
+    }
     if !a.no_new_keyring {
         join_session_keyring(a.id);
     }
@@ -199,6 +204,14 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     )?;
     // Resolved now so that a missing program fails `create`, not `start`.
     let exe = find_executable(process, &env)?;
+    // Real-time policies and the RT I/O class need the privileges confine drops.
+    let attrs = &a.bundle.attrs;
+    procattrs::apply(
+        &attrs.process,
+        attrs.linux.personality.as_ref(),
+        attrs.linux.memory_policy.as_ref(),
+        has_cpuset(linux),
+    )?;
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
 
     a.chan.send(&Message::Ready)?;
@@ -218,6 +231,16 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     // Only now: writing hook stdin relies on SIGPIPE being ignored.
     reset_signals();
     exec(&exe, process, &env)
+}
+
+/// Whether the container limits its CPUs (where the kernel refuses real-time policies).
+pub(super) fn has_cpuset(linux: &Linux) -> bool {
+    linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.cpus().as_deref())
+        .is_some_and(|c| !c.is_empty())
 }
 
 fn with_default_env(

@@ -125,6 +125,8 @@ fn drive_init(
     if bundle.ns.new_user() {
         write_id_maps(pid, bundle)?;
     }
+    // From the runtime's network namespace, into init's before it goes on.
+    move_net_devices(pid, bundle).context("linux.netDevices: error creating network interfaces")?;
     chan.send(&Message::Continue {
         state: container.hook_state(Status::Creating),
     })?;
@@ -149,6 +151,23 @@ fn drive_init(
             None => bail!("container init exited during setup"),
         }
     }
+}
+
+fn move_net_devices(pid: i32, bundle: &Bundle) -> Result<()> {
+    let devices = &bundle.attrs.linux.net_devices;
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let path = match bundle.ns.join_of(libc::CLONE_NEWNET) {
+        Some(j) => j.path.display().to_string(),
+        None => format!("/proc/{pid}/ns/net"),
+    };
+    let join = namespaces::Join {
+        flag: libc::CLONE_NEWNET,
+        path: path.clone().into(),
+    };
+    let netns = namespaces::open_ns(&join)?;
+    crate::linux::netdev::move_all(devices, &netns, &path)
 }
 
 /// pid and time namespaces apply to children only: join (or create) them here,
@@ -335,6 +354,10 @@ pub fn wait_exit_code(pid: i32) -> Result<i32> {
 /// Everything `exec` hands to the new process.
 pub struct ExecLaunch<'a> {
     pub process: &'a oci_spec::runtime::Process,
+    /// Its scheduling, I/O priority and affinity (its own, else the container's).
+    pub attrs: &'a crate::spec::attrs::ProcessAttrs,
+    /// The container's personality and memory policy.
+    pub linux_attrs: &'a crate::spec::attrs::LinuxAttrs,
     pub linux: Option<&'a oci_spec::runtime::Linux>,
     /// The container's state JSON; its pid becomes the new process's for the notify agent.
     pub state: String,
@@ -407,6 +430,8 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
         drop(parent_end);
         exec::run(exec::ExecArgs {
             process: launch.process,
+            attrs: launch.attrs,
+            linux_attrs: launch.linux_attrs,
             linux: launch.linux,
             chan: child_end,
             cgroup: entry,
