@@ -65,6 +65,21 @@ const SECCOMP_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
+/// MemoryPolicyMode and MemoryPolicyFlag of defs-linux.json.
+const MEMORY_POLICY_MODES: &[&str] = &[
+    "MPOL_DEFAULT",
+    "MPOL_BIND",
+    "MPOL_INTERLEAVE",
+    "MPOL_WEIGHTED_INTERLEAVE",
+    "MPOL_PREFERRED",
+    "MPOL_PREFERRED_MANY",
+    "MPOL_LOCAL",
+];
+const MEMORY_POLICY_FLAGS: &[&str] = &[
+    "MPOL_F_NUMA_BALANCING",
+    "MPOL_F_RELATIVE_NODES",
+    "MPOL_F_STATIC_NODES",
+];
 /// The hooks of config.md.
 const HOOKS: &[&str] = &[
     "prestart",
@@ -233,6 +248,15 @@ fn output_follows_the_features_schema() {
     enabled(linux, "selinux", &[]);
     enabled(linux, "intelRdt", &["schemata", "monitoring"]);
     enabled(linux, "netDevices", &[]);
+    if let Some(m) = linux.get("memoryPolicy") {
+        let m = object(m, "memoryPolicy", &["modes", "flags"]);
+        strings(m.get("modes"), "memoryPolicy.modes", |x| {
+            MEMORY_POLICY_MODES.contains(&x)
+        });
+        strings(m.get("flags"), "memoryPolicy.flags", |x| {
+            MEMORY_POLICY_FLAGS.contains(&x)
+        });
+    }
     if let Some(m) = linux.get("mountExtensions") {
         let m = object(m, "mountExtensions", &["idmap"]);
         enabled(m, "idmap", &[]);
@@ -271,6 +295,58 @@ fn a_container_runs_in_every_advertised_namespace() {
         let inside = out.stdout.trim();
         assert!(inside.starts_with(&format!("{file}:[")), "{ty}: {out:?}");
         assert_ne!(inside, host.to_str().unwrap(), "{ty}: the host's namespace");
+    }
+}
+
+/// Every advertised memory policy mode and flag is taken (on node 0, the one node every
+/// NUMA kernel has) and shows in /proc/<pid>/numa_maps; netDevices is advertised and
+/// tested in tests/fields.rs, intelRdt and idmap are not advertised here.
+#[test]
+fn a_container_runs_with_each_advertised_memory_policy() {
+    let env = Env::new();
+    let f = features(&env);
+    assert_eq!(f["linux"]["netDevices"]["enabled"], json!(true));
+    if !std::path::Path::new("/proc/self/numa_maps").exists() {
+        eprintln!("skipped: kernel without NUMA");
+        return;
+    }
+    let modes = strings(Some(&f["linux"]["memoryPolicy"]["modes"]), "modes", |_| {
+        true
+    });
+    let flags = strings(Some(&f["linux"]["memoryPolicy"]["flags"]), "flags", |_| {
+        true
+    });
+    assert_eq!(modes.len(), MEMORY_POLICY_MODES.len(), "{modes:?}");
+    let mut b = env.bundle(&["true"]);
+    let base = b.cfg().clone();
+    let script = "head -1 /proc/$$/numa_maps | cut -d' ' -f2";
+    for mode in &modes {
+        let nodes = if mode == "MPOL_DEFAULT" || mode == "MPOL_LOCAL" {
+            ""
+        } else {
+            "0"
+        };
+        b.config(|c| {
+            *c = base.clone();
+            c["linux"]["memoryPolicy"] = json!({"mode": mode, "nodes": nodes});
+        });
+        let out = env.run_sh(&mut b, script);
+        assert!(!out.stdout.trim().is_empty(), "{mode}: {out:?}");
+    }
+    for flag in &flags {
+        // NUMA balancing goes only with MPOL_BIND (and needs the kernel's balancing).
+        b.config(|c| {
+            *c = base.clone();
+            c["linux"]["memoryPolicy"] =
+                json!({"mode": "MPOL_BIND", "nodes": "0", "flags": [flag]});
+        });
+        let id = env.id("mpolflag");
+        let out = env.run(&b, &id);
+        if flag == "MPOL_F_NUMA_BALANCING" && out.code != 0 {
+            assert!(out.stderr.contains("set_mempolicy: "), "{flag}: {out:?}");
+            continue;
+        }
+        assert_eq!(out.code, 0, "{flag}: {out:?}");
     }
 }
 

@@ -9,6 +9,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use serde::Serialize;
 
 use crate::linux::{caps, hooks, mounts, seccomp};
+use crate::spec::attrs;
 
 /// Every namespace type config.json can name: `namespaces::plan` creates or joins
 /// each (its `flag_of` matches every oci-spec type).
@@ -49,8 +50,15 @@ struct Linux {
     apparmor: Enabled,
     selinux: Enabled,
     intel_rdt: Enabled,
+    memory_policy: MemoryPolicy,
     mount_extensions: MountExtensions,
     net_devices: Enabled,
+}
+
+#[derive(Serialize)]
+struct MemoryPolicy {
+    modes: Vec<&'static str>,
+    flags: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -136,12 +144,16 @@ fn build() -> Result<Features> {
             // profiles and labels are applied where the host has the LSM.
             apparmor: Enabled { enabled: true },
             selinux: Enabled { enabled: true },
-            // Refused by spec::load (linux.intelRdt, mounts[].uidMappings, linux.netDevices).
+            // Refused by spec::load (linux.intelRdt, mounts[].uidMappings).
             intel_rdt: Enabled { enabled: false },
+            memory_policy: MemoryPolicy {
+                modes: attrs::MEMORY_POLICY_MODES.iter().map(|(n, _)| *n).collect(),
+                flags: attrs::MEMORY_POLICY_FLAGS.iter().map(|(n, _)| *n).collect(),
+            },
             mount_extensions: MountExtensions {
                 idmap: Enabled { enabled: false },
             },
-            net_devices: Enabled { enabled: false },
+            net_devices: Enabled { enabled: true },
         },
         annotations,
         potentially_unsafe_config_annotations: UNSAFE_CONFIG_ANNOTATIONS.to_vec(),
