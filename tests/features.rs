@@ -263,6 +263,170 @@ fn output_follows_the_features_schema() {
     }
 }
 
+/// The output against the spec's own features schema (a copy of runtime-spec 1.3.0's
+/// schema/ in tests/spec-schema), with a validator for the draft-04 keywords that
+/// schema and the definitions it refers to use.
+#[test]
+fn output_validates_against_the_features_schema() {
+    let env = Env::new();
+    let f = features(&env);
+    let schema = SchemaFiles::load();
+    let root = schema.files["features-schema.json"].clone();
+    let mut errors = Vec::new();
+    schema.check(&f, &root, "features-schema.json", "features", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // And the validator does refuse what the schema refuses.
+    let mut bad = f.clone();
+    bad["linux"]["namespaces"] = json!(["mount", "nosuch"]);
+    bad["linux"]["capabilities"] = json!(["chown"]);
+    bad["linux"]["cgroup"]["v1"] = json!("yes");
+    bad.as_object_mut().unwrap().remove("ociVersionMax");
+    let mut errors = Vec::new();
+    schema.check(&bad, &root, "features-schema.json", "features", &mut errors);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+}
+
+struct SchemaFiles {
+    files: std::collections::BTreeMap<String, Value>,
+}
+
+impl SchemaFiles {
+    fn load() -> SchemaFiles {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec-schema");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let v = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+                (e.file_name().to_string_lossy().into_owned(), v)
+            })
+            .collect();
+        SchemaFiles { files }
+    }
+
+    /// Validates `v` against `schema` (found in file `cur`), adding one line per
+    /// violation; a keyword it does not know fails the test rather than pass silently.
+    fn check(&self, v: &Value, schema: &Value, cur: &str, at: &str, errors: &mut Vec<String>) {
+        let Some(s) = schema.as_object() else {
+            panic!("{at}: schema is not an object");
+        };
+        for key in s.keys() {
+            let known = [
+                "$ref",
+                "$schema",
+                "description",
+                "type",
+                "properties",
+                "required",
+                "items",
+                "enum",
+                "pattern",
+                "patternProperties",
+            ];
+            assert!(
+                known.contains(&key.as_str()),
+                "{at}: schema keyword {key} not handled"
+            );
+        }
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            let (file, pointer) = r.split_once('#').unwrap();
+            let file = if file.is_empty() { cur } else { file };
+            let target = self.files[file]
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("{at}: no {r}"));
+            self.check(v, target, file, at, errors);
+        }
+        if let Some(t) = s.get("type").and_then(Value::as_str) {
+            let ok = match t {
+                "object" => v.is_object(),
+                "array" => v.is_array(),
+                "string" => v.is_string(),
+                "boolean" => v.is_boolean(),
+                "integer" => v.is_i64() || v.is_u64(),
+                other => panic!("{at}: type {other} not handled"),
+            };
+            if !ok {
+                errors.push(format!("{at}: {v} is not of type {t}"));
+                return;
+            }
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array) {
+            if !e.contains(v) {
+                errors.push(format!("{at}: {v} is not one of {e:?}"));
+            }
+        }
+        if let (Some(p), Some(text)) = (s.get("pattern").and_then(Value::as_str), v.as_str()) {
+            if !matches_pattern(p, text) {
+                errors.push(format!("{at}: {text:?} does not match {p}"));
+            }
+        }
+        let Some(obj) = v.as_object() else {
+            if let (Some(items), Some(list)) = (s.get("items"), v.as_array()) {
+                for (i, item) in list.iter().enumerate() {
+                    self.check(item, items, cur, &format!("{at}[{i}]"), errors);
+                }
+            }
+            return;
+        };
+        for r in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let r = r.as_str().unwrap();
+            if !obj.contains_key(r) {
+                errors.push(format!("{at}: required {r} missing"));
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (key, value) in obj {
+            if let Some(sub) = props.and_then(|p| p.get(key)) {
+                self.check(value, sub, cur, &format!("{at}.{key}"), errors);
+            }
+            let patterns = s.get("patternProperties").and_then(Value::as_object);
+            for (p, sub) in patterns.into_iter().flatten() {
+                if matches_pattern(p, key) {
+                    self.check(value, sub, cur, &format!("{at}.{key}"), errors);
+                }
+            }
+        }
+    }
+}
+
+/// The patterns the features schema uses: ".{1,}" and "^PREFIX[CLASS]+$" with a class
+/// of ranges and single characters.
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    if pattern == ".{1,}" {
+        return !text.is_empty();
+    }
+    let inner = pattern
+        .strip_prefix('^')
+        .and_then(|p| p.strip_suffix("]+$"))
+        .unwrap_or_else(|| panic!("pattern {pattern} not handled"));
+    let (prefix, class) = inner.split_once('[').unwrap();
+    let class: Vec<char> = class.chars().collect();
+    let in_class = |c: char| {
+        let mut i = 0;
+        while i < class.len() {
+            if i + 2 < class.len() && class[i + 1] == '-' {
+                if (class[i]..=class[i + 2]).contains(&c) {
+                    return true;
+                }
+                i += 3;
+            } else {
+                if class[i] == c {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+        false
+    };
+    text.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(in_class))
+}
+
 /// The /proc/self/ns name of a namespace type.
 fn ns_file(ty: &str) -> &str {
     match ty {
