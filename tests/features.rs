@@ -593,6 +593,28 @@ fn a_container_runs_with_a_sample_of_the_advertised_mount_options() {
     }));
     let out = env.run_sh(&mut b, "grep -c ^root: /etc/passwd");
     assert_eq!(out.stdout.trim(), "1", "{out:?}");
+    // Every other advertised option is taken on a tmpfs, except remount: it changes
+    // an existing mount, so a fresh one fails (EINVAL), in runc as in paddock.
+    let sampled: Vec<&str> = TMPFS_SAMPLE
+        .iter()
+        .chain(BIND_SAMPLE)
+        .map(|(o, _)| *o)
+        .chain(["tmpcopyup", "remount"])
+        .collect();
+    for option in advertised.iter().filter(|o| !sampled.contains(&o.as_str())) {
+        b.config(|c| *c = base.clone());
+        b.add_mount(json!({
+            "destination": "/mnt/o", "type": "tmpfs", "source": "tmpfs", "options": [option]
+        }));
+        env.run_sh(&mut b, "true");
+    }
+    b.config(|c| *c = base.clone());
+    b.add_mount(json!({
+        "destination": "/mnt/o", "type": "tmpfs", "source": "tmpfs", "options": ["remount"]
+    }));
+    b.args(&["true"]);
+    let outs = side_by_side(|rt| env.rt_run(rt, &b));
+    assert_eq!((outs[0].code, outs[1].code), (1, 1), "remount: {outs:?}");
 }
 
 /// runc 1.1.5 (Debian's) prints the same structure: paddock has every top-level and
