@@ -130,12 +130,29 @@ fn scheduler_is_checked_with_runcs_words() {
     for (s, want) in cases {
         refused(&env, |c| c["process"]["scheduler"] = s, want);
     }
-    // A real-time policy in a cgroup without real-time runtime: the kernel's EPERM.
-    refused(
+}
+
+/// SCHED_FIFO where the container's cgroup allows real-time tasks (cgroup v2, or no
+/// RT group scheduling); in a v1 cpu cgroup without real-time runtime, the kernel's
+/// EPERM in runc's words.
+#[test]
+fn scheduler_real_time_policy() {
+    let env = Env::new();
+    let out = run_with(
         &env,
         |c| c["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 10}),
-        "error setting scheduler: Operation not permitted",
+        "grep -E '^(policy|prio) ' /proc/$$/sched | tr -d ' '",
     );
+    if out.code == 0 {
+        assert_eq!(out.stdout, "policy:1\nprio:89\n", "{out:?}");
+    } else {
+        assert!(
+            out.stderr
+                .contains("error setting scheduler: Operation not permitted"),
+            "{out:?}"
+        );
+    }
+    env.assert_clean();
 }
 
 #[test]
