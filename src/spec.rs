@@ -249,8 +249,7 @@ fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
     }
 }
 
-/// As runc: a private root without pivot_root is refused (the old root would stay
-/// reachable under it).
+/// As runc, which calls a private root propagation not safe without pivot_root.
 pub fn check_no_pivot(spec: &Spec, no_pivot: bool) -> Result<()> {
     if no_pivot && rootfs_propagation(spec)?.is_some_and(|f| f.contains(MsFlags::MS_PRIVATE)) {
         bail!("linux.rootfsPropagation: rootfsPropagation of [r]private is not safe without pivot_root");

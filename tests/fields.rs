@@ -241,6 +241,15 @@ fn exec_cpu_affinity_initial_and_final() {
         ),
         "{out:?}"
     );
+    // CPUs the machine does not have: the kernel's EINVAL, in runc's words.
+    write(json!({"final": "4095"}));
+    let out = env.paddock(&["exec", "-p", p.to_str().unwrap(), &id]);
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error setting final CPU affinity: Invalid argument"),
+        "{out:?}"
+    );
     env.paddock(&["delete", "--force", &id]).success();
     // Without any affinity configured, an exec does not keep its caller's pinning either.
     let b = env.bundle(&["sleep", "100"]);

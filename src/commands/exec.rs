@@ -63,17 +63,7 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
         ),
     };
     // As runc: each attribute the process does not set comes from config.json.
-    let attrs = ProcessAttrs {
-        scheduler: own_attrs.scheduler.or(c.attrs.process.scheduler.clone()),
-        io_priority: own_attrs
-            .io_priority
-            .or(c.attrs.process.io_priority.clone()),
-        exec_cpu_affinity: own_attrs.exec_cpu_affinity.or(c
-            .attrs
-            .process
-            .exec_cpu_affinity
-            .clone()),
-    };
+    let attrs = own_attrs.or(&c.attrs.process);
     crate::linux::lsm::validate(
         process.apparmor_profile().as_deref(),
         process.selinux_label().as_deref(),

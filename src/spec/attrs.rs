@@ -161,6 +161,17 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 impl ProcessAttrs {
+    /// These, each one not set taken from `defaults`.
+    pub fn or(self, defaults: &ProcessAttrs) -> ProcessAttrs {
+        ProcessAttrs {
+            scheduler: self.scheduler.or_else(|| defaults.scheduler.clone()),
+            io_priority: self.io_priority.or_else(|| defaults.io_priority.clone()),
+            exec_cpu_affinity: self
+                .exec_cpu_affinity
+                .or_else(|| defaults.exec_cpu_affinity.clone()),
+        }
+    }
+
     /// runc's checks; `at` prefixes the field path ("" or "--process: ").
     pub fn validate(&self, at: &str) -> Result<()> {
         if let Some(s) = &self.scheduler {
@@ -472,6 +483,20 @@ mod tests {
         assert_eq!(e, "process.ioPriority: invalid ioPriority.Priority: 8");
         let e = process_err(json!({"ioPriority": {"priority": 1}}));
         assert_eq!(e, "process.ioPriority: invalid ioPriority.Class: \"\"");
+    }
+
+    #[test]
+    fn an_exec_takes_what_its_process_does_not_set_from_the_config() {
+        let own: ProcessAttrs =
+            serde_json::from_value(json!({"scheduler": {"policy": "SCHED_IDLE"}})).unwrap();
+        let config: ProcessAttrs = serde_json::from_value(json!({
+            "scheduler": {"policy": "SCHED_BATCH"}, "ioPriority": {"class": "IOPRIO_CLASS_BE"}
+        }))
+        .unwrap();
+        let merged = own.or(&config);
+        assert_eq!(merged.scheduler.unwrap().policy, "SCHED_IDLE");
+        assert_eq!(merged.io_priority.unwrap().class, "IOPRIO_CLASS_BE");
+        assert!(merged.exec_cpu_affinity.is_none());
     }
 
     #[test]
