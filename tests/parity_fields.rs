@@ -159,3 +159,34 @@ fn loopback_is_up_in_a_new_network_namespace() {
     );
     env.assert_clean();
 }
+
+/// linux.intelRdt on a host without resctrl: both refuse it with exit 1 (1.1.5 only
+/// for a cache or bandwidth schema, in its words; paddock for any intelRdt, in runc
+/// 1.5's).
+#[test]
+fn intel_rdt_schema_without_resctrl() {
+    let env = Env::new();
+    if std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(" - resctrl ")
+    {
+        eprintln!("skipped: this host has resctrl");
+        return;
+    }
+    let outs = both(
+        &env,
+        |c| c["linux"]["intelRdt"] = json!({"l3CacheSchema": "L3:0=f"}),
+        "true",
+        &[],
+    );
+    common::parity::assert_same_code("intelRdt", &outs);
+    assert_eq!(outs[1].code, 1);
+    assert!(
+        outs[1]
+            .stderr
+            .contains("intelRdt is specified in config, but Intel RDT is not enabled"),
+        "{:?}",
+        outs[1]
+    );
+    env.assert_clean();
+}
