@@ -437,6 +437,37 @@ fn net_devices_move_with_rename_and_addresses() {
     env.assert_clean();
 }
 
+/// Into the network namespace of a container with its own user namespace (owned by
+/// that user namespace; the runtime moves it from outside), keeping its name.
+#[test]
+fn net_devices_into_a_user_namespaced_container() {
+    let env = Env::new();
+    let mut b = net_bundle(
+        &env,
+        json!({"v0": {}}),
+        "ip -o -4 addr show dev v0 | awk '{print $2, $4}'; id -u",
+    );
+    b.set_namespace(json!({"type": "user"}));
+    b.config(|c| {
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let id = env.id("netuserns");
+    let script = format!(
+        "ip link add v0 type veth peer name v1 2>/dev/null || {{ echo no veth; exit 0; }}
+         ip addr add 10.9.8.9/16 dev v0
+         $P run -b {} {id}",
+        b.dir.display()
+    );
+    let out = in_private_netns(&env, &script);
+    assert_eq!(out.code, 0, "{out:?}");
+    if out.stdout != "no veth\n" {
+        assert_eq!(out.stdout, "v0 10.9.8.9/16\n0\n", "{out:?}");
+    }
+    env.assert_clean();
+}
+
 #[test]
 fn net_devices_errors() {
     let env = Env::new();
