@@ -76,8 +76,18 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# The binary, shell completions (from `paddock completion`) and man pages (paddock-man renders
+# them from the same CLI definition) in the standard places under PREFIX.
+PREFIX ?= /usr/local
 install: build
-	install -m 0755 $(BIN) /usr/local/bin/paddock
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/paddock
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/man/man8
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/paddock
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_paddock
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/paddock.fish
+	target/$(TARGET)/release/paddock-man $(DESTDIR)$(PREFIX)/share/man/man8
 
 clean:
 	$(CARGO) clean
