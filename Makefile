@@ -52,7 +52,7 @@ test-e2e: build
 # emulation) over the host's root, read-only; the tests that exercise cgroups, and AppArmor
 # (which this host's kernel lacks), run inside (TEST or TEST:FILTER; the guest is slower,
 # so exec runs only its cgroup and AppArmor cases).
-V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ checkpoint
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ checkpoint parity_checkpoint
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 
