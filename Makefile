@@ -6,7 +6,7 @@ BIN := target/$(TARGET)/release/paddock
 # glibc linked statically, non-PIE: one self-contained binary that ldd calls "not a dynamic
 # executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
-APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq criu
 # test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).
 E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo

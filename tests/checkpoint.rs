@@ -335,3 +335,42 @@ fn container_with_a_terminal() {
     env.paddock(&["delete", "-f", &id]).success();
     env.assert_clean();
 }
+
+#[test]
+fn foreground_restore_waits_then_deletes() {
+    require_criu!();
+    let env = Env::new();
+    let b = counter_bundle(&env);
+    let id = env.id("ckfg");
+    run_detached(&env, &b, &id, &[]);
+    assert!(wait_count_above(&env, &id, 2));
+    let images = env.dir.join("img");
+    let work = env.dir.join("work");
+    let work_arg = ["--work-path", work.to_str().unwrap()];
+    checkpoint(&env, &id, &images, &work_arg).success();
+    assert!(work.join("dump.log").exists(), "criu's log in --work-path");
+    let args = [
+        "restore",
+        "-b",
+        b.dir.to_str().unwrap(),
+        "--image-path",
+        images.to_str().unwrap(),
+        "--work-path",
+        work.to_str().unwrap(),
+        &id,
+    ];
+    let mut child = env.spawn(&args, |c| {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+    });
+    assert!(wait_for(
+        || env.paddock(&["state", &id]).ok() && env.status(&id) == "running"
+    ));
+    let n = count(&env, &id);
+    assert!(wait_count_above(&env, &id, n));
+    env.paddock(&["kill", &id, "KILL"]).success();
+    // As run: the foreground restore reports the exit and deletes the container.
+    let status = child.wait().unwrap();
+    assert_eq!(common::code_of(status), 137);
+    env.paddock(&["state", &id]).fails_with_one_line();
+    env.assert_clean();
+}
