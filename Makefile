@@ -6,7 +6,7 @@ BIN := target/$(TARGET)/release/paddock
 # glibc linked statically, non-PIE: one self-contained binary that ldd calls "not a dynamic
 # executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
-APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq criu
 # test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).
 E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo
@@ -52,8 +52,8 @@ test-e2e: build
 # emulation) over the host's root, read-only; the tests that exercise cgroups, and AppArmor
 # (which this host's kernel lacks), run inside (TEST or TEST:FILTER; the guest is slower,
 # so exec runs only its cgroup and AppArmor cases; fields: SCHED_FIFO and the CPU affinity
-# of an exec cloned into its v2 cgroup).
-V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields
+# of an exec cloned into its v2 cgroup; checkpoint: CRIU works on this kernel).
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 
@@ -77,8 +77,18 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+# The binary, shell completions (from `paddock completion`) and man pages (paddock-man renders
+# them from the same CLI definition) in the standard places under PREFIX.
+PREFIX ?= /usr/local
 install: build
-	install -m 0755 $(BIN) /usr/local/bin/paddock
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/paddock
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/man/man8
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/paddock
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_paddock
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/paddock.fish
+	target/$(TARGET)/release/paddock-man $(DESTDIR)$(PREFIX)/share/man/man8
 
 clean:
 	$(CARGO) clean

@@ -78,6 +78,12 @@ pub enum Command {
     Events(EventsArgs),
     /// show the enabled features (the runtime-spec Features structure, as JSON)
     Features,
+    /// checkpoint a running container (with CRIU)
+    Checkpoint(CheckpointArgs),
+    /// restore a container from a previous checkpoint (with CRIU)
+    Restore(RestoreArgs),
+    /// print a shell completion script for paddock
+    Completion(CompletionArgs),
 }
 
 #[derive(Args, Debug)]
@@ -325,6 +331,115 @@ pub struct EventsArgs {
     pub id: String,
 }
 
+/// Options checkpoint and restore share (runc's criu options).
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// path to the criu image files (default: ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// path for criu's work files and logs (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// allow open tcp connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// allow shell jobs (a terminal shared with the caller)
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft, full, strict or ignore (default: soft)
+    #[arg(long = "manage-cgroups-mode", default_value = "")]
+    pub manage_cgroups_mode: String,
+    /// create a namespace but do not restore its properties (only "network"); repeatable
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// enable auto deduplication of memory images
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// use userfaultfd to restore memory pages lazily
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path of the previous (pre-dump) images, relative to the image path
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// leave the container running after checkpointing
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// skip in-flight tcp connections
+    #[arg(long = "tcp-skip-in-flight")]
+    pub tcp_skip_in_flight: bool,
+    /// link unlinked files back when possible
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
+    /// dump the memory only and leave the container running (for a later dump)
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// ADDRESS:PORT of a criu page server
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// with --lazy-pages: fd criu writes a zero byte to once lazy pages are served
+    #[arg(long = "status-fd", default_value_t = -1, allow_hyphen_values = true)]
+    pub status_fd: i32,
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// path to the bundle directory (default: current directory)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// unix socket that receives the pty master when process.terminal is true
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// do not wait for the container; return once it is restored
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// file to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// do not become a subreaper for the container's orphaned processes
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// accepted as runc accepts it; CRIU sets up the restored root itself
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// LSM profile for the restored processes, TYPE:NAME
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context for the restored mounts
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+    /// the container ID
+    pub id: String,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// the shell to complete for
+    pub shell: Shell,
+}
+
 /// Long flags callers may spell Go-style with a single dash (`-root`, `-log-format=json`).
 const LONG_FLAGS: &[&str] = &[
     "root",
@@ -360,6 +475,26 @@ const LONG_FLAGS: &[&str] = &[
     "cgroup",
     "ignore-paused",
     "seccomp",
+    "image-path",
+    "work-path",
+    "parent-path",
+    "leave-running",
+    "tcp-established",
+    "tcp-skip-in-flight",
+    "link-remap",
+    "ext-unix-sk",
+    "shell-job",
+    "lazy-pages",
+    "status-fd",
+    "page-server",
+    "file-locks",
+    "pre-dump",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "auto-dedup",
+    "no-subreaper",
+    "lsm-profile",
+    "lsm-mount-context",
 ];
 
 /// Rewrites `-flag[=v]` to `--flag[=v]` for known long flags, up to the first `--`.

@@ -97,6 +97,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Ps(a) => commands::ps::ps(&g, a)?,
         Command::Events(a) => commands::events::events(&g, a)?,
         Command::Features => commands::features::features()?,
+        Command::Checkpoint(a) => commands::checkpoint::checkpoint(&g, a)?,
+        Command::Restore(a) => return commands::restore::restore(&g, a),
+        Command::Completion(a) => commands::completion::completion(a)?,
     }
     Ok(0)
 }

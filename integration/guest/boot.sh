@@ -36,7 +36,8 @@ fi
 kver=${kpkg#linux-image-}
 modules=$(sed -n 's/^MODULES="\(.*\)"/\1/p' "$here/init.sh")
 kdir=$work/$kpkg
-if [ ! -f "$kdir/vmlinuz" ]; then
+missing_module() { for m in $modules; do [ -f "$kdir/modules/$m.ko" ] || return 0; done; return 1; }
+if [ ! -f "$kdir/vmlinuz" ] || missing_module; then
     # Only the kernel and the initramfs's modules are kept of the unpacked package.
     rm -rf "$kdir" "$work/dl"
     mkdir -p "$work/dl/x" "$kdir/modules"

@@ -28,6 +28,8 @@ mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 hostname paddock-guest
+# Loopback up, as on a booted host (CRIU probes TCP repair over it).
+ip link set lo up 2>/dev/null
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 # The host's environment variables a job needs do not cross: boot.sh passes paths only.
 # Controllers for the tests: the root's subtree_control as systemd would set it.

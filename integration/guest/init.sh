@@ -1,7 +1,9 @@
 #!/bin/busybox sh
 # The guest's first process (in the initramfs): loads the modules, mounts the host's root
 # (read-only 9p) under a tmpfs overlay, switches to it and runs guest-init.sh there.
-MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay"
+# After the 9p/overlay root: what CRIU needs (nftables and conntrack netlink, socket diag),
+# so that checkpoint/restore can be tested here.
+MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay crc32c_generic libcrc32c nfnetlink nf_tables nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_conntrack_netlink unix_diag inet_diag tcp_diag udp_diag netlink_diag af_packet_diag"
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc

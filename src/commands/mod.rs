@@ -1,5 +1,7 @@
 //! One thin orchestrator per subcommand.
 
+pub mod checkpoint;
+pub mod completion;
 mod console_proxy;
 pub mod create;
 pub mod delete;
@@ -11,6 +13,7 @@ pub mod list;
 mod notify_socket;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod spec;

@@ -6,7 +6,7 @@
 //! on the host (runc CVE-2026-41579, crun CVE-2026-47766).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
@@ -276,6 +276,35 @@ pub fn bind_console(root: BorrowedFd<'_>, pty_slave: BorrowedFd<'_>) -> Result<(
     }
     let console = create_file_at(dev.as_fd(), name, 0o600).context("create /dev/console")?;
     bind_fd(pty_slave, console.as_fd(), false).context("bind pty onto /dev/console")
+}
+
+/// As runc, once inside the root: stdio that is the host's /dev/null is replaced by
+/// the container's own /dev/null, so that no fd of init refers to a host mount
+/// (CRIU cannot dump a file on a mount the container does not have).
+pub fn reopen_dev_null() -> Result<()> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .context("open the container's /dev/null")?;
+    // SAFETY: `null` was just opened and is owned here.
+    let null = unsafe { std::os::fd::OwnedFd::from_raw_fd(null) };
+    if !is_dev_null(&fstat(null.as_raw_fd()).context("stat /dev/null")?) {
+        bail!("can't reopen /dev/null: container's /dev/null is invalid");
+    }
+    for fd in 0..3 {
+        let st = fstat(fd).with_context(|| format!("fstat fd {fd}"))?;
+        if is_dev_null(&st) {
+            nix::unistd::dup2(null.as_raw_fd(), fd).with_context(|| format!("reopen fd {fd}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_dev_null(st: &nix::sys::stat::FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFCHR
+        && st.st_rdev == libc::makedev(1, 3)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod criu;
 pub mod devices;
 pub mod exeseal;
 pub mod hooks;

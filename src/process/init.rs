@@ -184,6 +184,9 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     }
     drop(root);
     rootfs::apply_propagation_after_pivot(linux.rootfs_propagation().as_deref())?;
+    if own_mount_ns && !mounts::binds_dev(spec.mounts().as_deref().unwrap_or_default()) {
+        devices::reopen_dev_null()?;
+    }
 
     // Raising hard limits needs CAP_SYS_RESOURCE, so before the user changes.
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
