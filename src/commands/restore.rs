@@ -177,6 +177,7 @@ fn make_container(
         private_pid_ns: inp.bundle.ns.has(libc::CLONE_NEWPID),
         hooks: spec.hooks().clone(),
         host_rootfs_mount: None,
+        attrs: inp.bundle.attrs.clone(),
     };
     let made = sd
         .save(&c)
