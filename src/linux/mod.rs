@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod dbus;
 pub mod devices;
 pub mod exeseal;
 pub mod hooks;

@@ -1,0 +1,496 @@
+//! linux.resources and `org.systemd.property.*` annotations as systemd unit
+//! properties, with runc's mapping (v1 and v2 differ). What has no property
+//! is still written to the cgroup files by resources.rs.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::LinuxResources;
+
+use super::v2;
+use crate::linux::dbus::wire::Value;
+
+pub type Prop = (String, Value);
+
+const DEFAULT_PERIOD: u64 = 100_000;
+const INFINITY: u64 = u64::MAX;
+
+fn prop(name: &str, v: Value) -> Prop {
+    (name.to_string(), v)
+}
+
+/// As runc: systemd keeps CPU quota per second in 10 ms steps, so a quota
+/// that is not one is rounded up, and the files get the rounded value too.
+pub fn round_cpu_quota(r: &mut LinuxResources) {
+    let Some(mut cpu) = r.cpu().clone() else {
+        return;
+    };
+    let Some(quota) = cpu.quota().filter(|q| *q > 0) else {
+        return;
+    };
+    let period = cpu.period().filter(|p| *p != 0).unwrap_or(DEFAULT_PERIOD);
+    let per_sec = quota as u64 * 1_000_000 / period;
+    if !per_sec.is_multiple_of(10_000) {
+        let per_sec = (per_sec / 10_000 + 1) * 10_000;
+        cpu.set_quota(Some((per_sec * period / 1_000_000) as i64));
+        r.set_cpu(Some(cpu));
+    }
+}
+
+fn cpu_quota(props: &mut Vec<Prop>, quota: i64, period: u64, version: &mut dyn FnMut() -> u32) {
+    if period != 0 && version() >= 242 {
+        props.push(prop("CPUQuotaPeriodUSec", Value::U64(period)));
+    }
+    if quota != 0 || period != 0 {
+        let per_sec = if quota > 0 {
+            let p = if period == 0 { DEFAULT_PERIOD } else { period };
+            quota as u64 * 1_000_000 / p
+        } else {
+            INFINITY
+        };
+        props.push(prop("CPUQuotaPerSecUSec", Value::U64(per_sec)));
+    }
+}
+
+/// "0-2,4" as systemd's CPU/NUMA bitmask: bytes, lowest CPU in bit 0 of byte 0.
+pub fn range_to_bits(list: &str) -> Result<Vec<u8>> {
+    let mut bits: Vec<u8> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: usize = a
+            .trim()
+            .parse()
+            .with_context(|| format!("bad range {part:?}"))?;
+        let b: usize = b
+            .trim()
+            .parse()
+            .with_context(|| format!("bad range {part:?}"))?;
+        if b < a || b > 65535 {
+            bail!("bad range {part:?}");
+        }
+        if bits.len() <= b / 8 {
+            bits.resize(b / 8 + 1, 0);
+        }
+        for n in a..=b {
+            bits[n / 8] |= 1 << (n % 8);
+        }
+    }
+    if bits.is_empty() {
+        bail!("empty list");
+    }
+    Ok(bits)
+}
+
+fn bytes(b: Vec<u8>) -> Value {
+    Value::Array("y".into(), b.into_iter().map(Value::Byte).collect())
+}
+
+fn cpuset(
+    props: &mut Vec<Prop>,
+    key: &str,
+    name: &str,
+    list: &str,
+    version: &mut dyn FnMut() -> u32,
+) -> Result<()> {
+    let bits = range_to_bits(list).with_context(|| format!("{key}={list:?} conversion error"))?;
+    if version() >= 244 {
+        props.push(prop(name, bytes(bits)));
+    }
+    Ok(())
+}
+
+fn tasks_max(limit: i64) -> u64 {
+    match limit {
+        l if l < 0 => INFINITY,
+        // systemd does not take 0.
+        0 => 1,
+        l => l as u64,
+    }
+}
+
+/// The unit properties for `r`; `version` gives systemd's version (asked only when needed).
+pub fn resource_props(
+    r: &LinuxResources,
+    v2: bool,
+    version: &mut dyn FnMut() -> u32,
+) -> Result<Vec<Prop>> {
+    let mut p = Vec::new();
+    let mem = r.memory().as_ref();
+    let limit = mem.and_then(|m| m.limit()).filter(|l| *l != 0);
+    let cpu = r.cpu().as_ref();
+    if v2 {
+        if let Some(l) = limit {
+            p.push(prop("MemoryMax", Value::U64(l as u64)));
+        }
+        if let Some(l) = mem.and_then(|m| m.reservation()).filter(|l| *l != 0) {
+            p.push(prop("MemoryLow", Value::U64(l as u64)));
+        }
+        if let Some(m) = mem {
+            let swap = v2::swap_max(m.limit(), m.swap())?;
+            if swap != 0 {
+                p.push(prop("MemorySwapMax", Value::U64(swap as u64)));
+            }
+        }
+        let idle = cpu.and_then(|c| c.idle()) == Some(1) && version() >= 252;
+        if idle {
+            p.push(prop("CPUWeight", Value::U64(0)));
+        }
+        if let Some(s) = cpu.and_then(|c| c.shares()).filter(|s| *s != 0) {
+            if idle {
+                crate::logger::warn(
+                    "unable to apply both CPUWeight and CpuIdle to systemd, ignoring CPUWeight",
+                );
+            } else {
+                p.push(prop("CPUWeight", Value::U64(v2::shares_to_weight(s))));
+            }
+        }
+    } else {
+        if let Some(l) = limit {
+            p.push(prop("MemoryLimit", Value::U64(l as u64)));
+        }
+        if let Some(s) = cpu.and_then(|c| c.shares()).filter(|s| *s != 0) {
+            p.push(prop("CPUShares", Value::U64(s)));
+        }
+    }
+    let quota = cpu.and_then(|c| c.quota()).unwrap_or(0);
+    let period = cpu.and_then(|c| c.period()).unwrap_or(0);
+    cpu_quota(&mut p, quota, period, version);
+    if !v2 {
+        if let Some(w) = r
+            .block_io()
+            .as_ref()
+            .and_then(|b| b.weight())
+            .filter(|w| *w != 0)
+        {
+            p.push(prop("BlockIOWeight", Value::U64(u64::from(w))));
+        }
+    }
+    if let Some(l) = r.pids().as_ref().map(|p| p.limit()) {
+        p.push(prop("TasksMax", Value::U64(tasks_max(l))));
+    }
+    if let Some(cpus) = cpu.and_then(|c| c.cpus().clone()).filter(|s| !s.is_empty()) {
+        cpuset(&mut p, "resources.CPU.Cpus", "AllowedCPUs", &cpus, version)?;
+    }
+    if let Some(mems) = cpu.and_then(|c| c.mems().clone()).filter(|s| !s.is_empty()) {
+        cpuset(
+            &mut p,
+            "resources.CPU.Mems",
+            "AllowedMemoryNodes",
+            &mems,
+            version,
+        )?;
+    }
+    if v2 {
+        if let Some(u) = r.unified() {
+            unified_props(&mut p, u, version)?;
+        }
+    }
+    Ok(p)
+}
+
+/// linux.resources.unified keys systemd has a property for (runc's list).
+fn unified_props(
+    p: &mut Vec<Prop>,
+    u: &HashMap<String, String>,
+    version: &mut dyn FnMut() -> u32,
+) -> Result<()> {
+    let num = |k: &str, v: &str| -> Result<u64> {
+        if v == "max" {
+            return Ok(INFINITY);
+        }
+        v.parse()
+            .with_context(|| format!("unified resource {k:?} value conversion error"))
+    };
+    let idle = u.get("cpu.idle").map(|v| v.trim()) == Some("1");
+    let mut keys: Vec<&String> = u.keys().collect();
+    keys.sort();
+    for k in keys {
+        let v = u[k].trim();
+        match k.as_str() {
+            "cpu.idle" if v == "1" && version() >= 252 => p.push(prop("CPUWeight", Value::U64(0))),
+            "cpu.max" => {
+                let f: Vec<&str> = v.split_whitespace().collect();
+                if f.is_empty() || f.len() > 2 {
+                    bail!("unified resource {k:?} value invalid: {v:?}");
+                }
+                let quota = if f[0] == "max" {
+                    0
+                } else {
+                    f[0].parse().with_context(|| {
+                        format!("unified resource {k:?} period value conversion error")
+                    })?
+                };
+                let period = match f.get(1) {
+                    Some(s) => s.parse().with_context(|| {
+                        format!("unified resource {k:?} quota value conversion error")
+                    })?,
+                    None => DEFAULT_PERIOD,
+                };
+                cpu_quota(p, quota, period, version);
+            }
+            "cpu.weight" => {
+                if idle && version() >= 252 {
+                    crate::logger::warn("unable to apply both cpu.weight and cpu.idle to systemd, ignoring cpu.weight");
+                    continue;
+                }
+                let n = v
+                    .parse()
+                    .with_context(|| format!("unified resource {k:?} value conversion error"))?;
+                p.push(prop("CPUWeight", Value::U64(n)));
+            }
+            "cpuset.cpus" => cpuset(
+                p,
+                &format!("unified resource {k:?}"),
+                "AllowedCPUs",
+                v,
+                version,
+            )?,
+            "cpuset.mems" => cpuset(
+                p,
+                &format!("unified resource {k:?}"),
+                "AllowedMemoryNodes",
+                v,
+                version,
+            )?,
+            "memory.high" | "memory.low" | "memory.min" | "memory.max" | "memory.swap.max" => {
+                let name = match k.as_str() {
+                    "memory.high" => "MemoryHigh",
+                    "memory.low" => "MemoryLow",
+                    "memory.min" => "MemoryMin",
+                    "memory.max" => "MemoryMax",
+                    _ => "MemorySwapMax",
+                };
+                p.push(prop(name, Value::U64(num(k, v)?)));
+            }
+            "pids.max" => p.push(prop("TasksMax", Value::U64(num(k, v)?.max(1)))),
+            "memory.oom.group" if version() >= 253 => match v {
+                "0" => p.push(prop("OOMPolicy", Value::Str("continue".into()))),
+                "1" => p.push(prop("OOMPolicy", Value::Str("kill".into()))),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `org.systemd.property.NAME=VALUE` annotations, VALUE in GVariant text form
+/// as runc parses it (the forms used in practice: numbers with or without a
+/// type word, booleans, quoted strings, arrays of strings). NAMEs ending in
+/// "Sec" become "USec" with the value in microseconds, as runc does.
+pub fn annotation_props(annotations: &HashMap<String, String>) -> Result<Vec<Prop>> {
+    const PREFIX: &str = "org.systemd.property.";
+    let mut keys: Vec<&String> = annotations
+        .keys()
+        .filter(|k| k.starts_with(PREFIX))
+        .collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let v = &annotations[k];
+        let mut name = k[PREFIX.len()..].to_string();
+        if name.len() < 3 {
+            bail!("annotation {k} name incorrect: too short");
+        }
+        if !name.bytes().all(|c| c.is_ascii_alphabetic()) {
+            bail!("annotation {k} name incorrect: contains non-alphabetic character");
+        }
+        let mut value =
+            parse_variant(v).with_context(|| format!("annotation {k}={v} value parse error"))?;
+        if let Some(base) = name.strip_suffix("Sec") {
+            if base.ends_with(|c: char| c.is_ascii_lowercase()) {
+                name = format!("{base}USec");
+                value = sec_to_usec(&value)
+                    .with_context(|| format!("annotation {k}={v} value parse error"))?;
+            }
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+fn sec_to_usec(v: &Value) -> Result<Value> {
+    const M: u64 = 1_000_000;
+    Ok(Value::U64(match *v {
+        Value::Byte(n) => u64::from(n) * M,
+        Value::I16(n) => (n as u64).wrapping_mul(M),
+        Value::U16(n) => u64::from(n) * M,
+        Value::I32(n) => (n as u64).wrapping_mul(M),
+        Value::U32(n) => u64::from(n) * M,
+        Value::I64(n) => (n as u64).wrapping_mul(M),
+        Value::U64(n) => n.wrapping_mul(M),
+        Value::F64(n) => (n * M as f64) as u64,
+        _ => bail!("not a number"),
+    }))
+}
+
+/// A GVariant text value: `true`, `uint64 5`, `5` (int32), `1.5`, `'s'`, `"s"`, `['a', 'b']`.
+pub fn parse_variant(text: &str) -> Result<Value> {
+    let t = text.trim();
+    match t {
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
+        _ => {}
+    }
+    if let Some(s) = quoted(t) {
+        return Ok(Value::Str(s));
+    }
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        let items = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                quoted(s)
+                    .map(Value::Str)
+                    .context("only arrays of strings are supported")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Value::Array("s".into(), items));
+    }
+    let (word, num) = t.split_once(char::is_whitespace).unwrap_or(("", t));
+    let num = num.trim();
+    let bad = || anyhow::anyhow!("cannot parse {t:?}");
+    Ok(match word {
+        "byte" => Value::Byte(num.parse().map_err(|_| bad())?),
+        "int16" => Value::I16(num.parse().map_err(|_| bad())?),
+        "uint16" => Value::U16(num.parse().map_err(|_| bad())?),
+        "int32" => Value::I32(num.parse().map_err(|_| bad())?),
+        "uint32" => Value::U32(num.parse().map_err(|_| bad())?),
+        "int64" => Value::I64(num.parse().map_err(|_| bad())?),
+        "uint64" => Value::U64(num.parse().map_err(|_| bad())?),
+        "double" => Value::F64(num.parse().map_err(|_| bad())?),
+        "" if num.contains(['.', 'e']) => Value::F64(num.parse().map_err(|_| bad())?),
+        "" => Value::I32(num.parse().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    })
+}
+
+fn quoted(s: &str) -> Option<String> {
+    let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let inner = s.strip_prefix(q)?.strip_suffix(q)?;
+    (!inner.contains(q)).then(|| inner.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn names(p: &[Prop]) -> Vec<String> {
+        p.iter().map(|(k, v)| format!("{k}={v:?}")).collect()
+    }
+
+    #[test]
+    fn v2_mapping_as_runc() {
+        let r = res(
+            r#"{"memory":{"limit":104857600,"swap":209715200,"reservation":1048576},
+            "cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1"},"pids":{"limit":0}}"#,
+        );
+        let p = names(&resource_props(&r, true, &mut || 252).unwrap());
+        assert_eq!(
+            p,
+            [
+                "MemoryMax=U64(104857600)",
+                "MemoryLow=U64(1048576)",
+                "MemorySwapMax=U64(104857600)",
+                "CPUWeight=U64(39)",
+                "CPUQuotaPeriodUSec=U64(100000)",
+                "CPUQuotaPerSecUSec=U64(500000)",
+                "TasksMax=U64(1)",
+                "AllowedCPUs=Array(\"y\", [Byte(3)])",
+            ]
+        );
+    }
+
+    #[test]
+    fn v1_mapping_as_runc() {
+        let r = res(
+            r#"{"memory":{"limit":1000},"cpu":{"shares":512},"blockIO":{"weight":300},"pids":{"limit":-1}}"#,
+        );
+        let p = names(&resource_props(&r, false, &mut || 252).unwrap());
+        assert_eq!(
+            p,
+            [
+                "MemoryLimit=U64(1000)",
+                "CPUShares=U64(512)",
+                "BlockIOWeight=U64(300)",
+                "TasksMax=U64(18446744073709551615)",
+            ]
+        );
+    }
+
+    #[test]
+    fn quota_rounds_up_to_ten_milliseconds_per_second() {
+        let mut r = res(r#"{"cpu":{"quota":12345,"period":100000}}"#);
+        round_cpu_quota(&mut r);
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(13000));
+        let mut r = res(r#"{"cpu":{"quota":50000}}"#);
+        round_cpu_quota(&mut r);
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(50000));
+    }
+
+    #[test]
+    fn unified_keys_and_old_systemd() {
+        let r = res(
+            r#"{"unified":{"memory.high":"max","pids.max":"0","cpu.max":"max 50000","io.weight":"5"}}"#,
+        );
+        let p = names(&resource_props(&r, true, &mut || 241).unwrap());
+        assert_eq!(
+            p,
+            [
+                "CPUQuotaPerSecUSec=U64(18446744073709551615)",
+                "MemoryHigh=U64(18446744073709551615)",
+                "TasksMax=U64(1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn bitmask_of_cpu_lists() {
+        assert_eq!(range_to_bits("0-2,4").unwrap(), [0b10111]);
+        assert_eq!(range_to_bits("9").unwrap(), [0, 2]);
+        assert!(range_to_bits("3-1").is_err());
+        assert!(range_to_bits("").is_err());
+    }
+
+    #[test]
+    fn annotations_as_runc_reads_them() {
+        let a: HashMap<String, String> = [
+            ("org.systemd.property.TimeoutStopSec", "uint64 5"),
+            ("org.systemd.property.CollectMode", "'inactive-or-failed'"),
+            ("org.systemd.property.CPUQuotaPeriodUSec", "uint64 20000"),
+            ("other", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = names(&annotation_props(&a).unwrap());
+        assert_eq!(
+            p,
+            [
+                "CPUQuotaPeriodUSec=U64(20000)",
+                "CollectMode=Str(\"inactive-or-failed\")",
+                "TimeoutStopUSec=U64(5000000)",
+            ]
+        );
+        let bad = |k: &str, v: &str| {
+            let a = HashMap::from([(k.to_string(), v.to_string())]);
+            annotation_props(&a).unwrap_err().to_string()
+        };
+        assert!(bad("org.systemd.property.A1x", "1").contains("non-alphabetic"));
+        assert!(bad("org.systemd.property.Ab", "1").contains("too short"));
+        assert!(bad("org.systemd.property.Abc", "{").contains("value parse error"));
+        assert_eq!(parse_variant("7").unwrap(), Value::I32(7));
+        assert_eq!(
+            parse_variant("['a', \"b\"]").unwrap(),
+            Value::Array(
+                "s".into(),
+                vec![Value::Str("a".into()), Value::Str("b".into())]
+            )
+        );
+    }
+}
