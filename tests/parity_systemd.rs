@@ -87,6 +87,7 @@ fn scope_placement_and_limits_match_runc() {
         "TasksAccounting",
         "DefaultDependencies",
         "Slice",
+        "DevicePolicy",
     ];
     let seen = side_by_side(|rt| {
         let (id, unit) = start(&env, rt, "pdp-nest.slice", res.clone());

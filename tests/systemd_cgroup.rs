@@ -150,6 +150,21 @@ fn limits_reach_the_unit_and_the_files_and_update_changes_both() {
     assert_eq!(show(&unit, "CPUWeight"), "39");
     assert_eq!(show(&unit, "TimeoutStopUSec"), "7s");
     assert_eq!(show(&unit, "CollectMode"), "inactive-or-failed");
+    // The device rules as runc gives them to systemd; the devices still work.
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    let allowed = show(&unit, "DeviceAllow");
+    assert!(allowed.contains("/dev/char/1:3 rwm"), "{allowed}");
+    assert!(allowed.contains("char-136 rwm"), "{allowed}");
+    let out = env
+        .paddock(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "echo x >/dev/null && head -c1 /dev/zero | wc -c",
+        ])
+        .success();
+    assert_eq!(out.stdout.trim(), "1");
     assert_eq!(read(&format!("{cg}/memory.max")), "104857600");
     assert_eq!(read(&format!("{cg}/memory.low")), "52428800");
     assert_eq!(read(&format!("{cg}/pids.max")), "50");

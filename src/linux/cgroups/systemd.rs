@@ -15,7 +15,9 @@ use super::{hierarchies, hierarchy, init_cpuset, v2, Cgroup, Made};
 use crate::linux::dbus::conn::{BusError, Conn};
 use crate::linux::dbus::wire::{Message, Value};
 
-pub use super::systemd_props::{annotation_props, resource_props, round_cpu_quota, Prop};
+pub use super::systemd_props::{
+    annotation_props, device_props, resource_props, round_cpu_quota, Prop,
+};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -353,7 +355,7 @@ pub fn adopt(unit: &Unit, pid: i32) -> Result<Cgroup> {
 }
 
 /// The unit's properties for a new container: runc's base set, the
-/// resources, then the `org.systemd.property.*` annotations.
+/// devices and other resources, then the `org.systemd.property.*` annotations.
 pub fn create_props(
     m: &mut Manager,
     unit: &Unit,
@@ -363,7 +365,14 @@ pub fn create_props(
 ) -> Result<Vec<Prop>> {
     let v2 = host_is_v2()?;
     let mut props = base_props(unit, id, pid, v2);
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+    let linux = spec.linux().as_ref();
+    let r = linux.and_then(|l| l.resources().as_ref());
+    let rules = r.and_then(|r| r.devices().as_deref()).unwrap_or_default();
+    let created = linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default();
+    props.extend(device_props(&super::devices::effective(rules, created)));
+    if let Some(r) = r {
         props.extend(resource_props(r, v2, &mut || m.version())?);
     }
     props.extend(annotation_props(

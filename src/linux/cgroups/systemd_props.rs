@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as Type, LinuxResources};
 
 use super::v2;
 use crate::linux::dbus::wire::Value;
@@ -186,6 +186,68 @@ pub fn resource_props(
         }
     }
     Ok(p)
+}
+
+/// The device rules (devices::effective's list: deny all, the config's, the
+/// defaults) as DevicePolicy/DeviceAllow, as runc maps them: an allow-list
+/// becomes `strict` with one entry per rule ("/dev/char/1:3", "char-136",
+/// "char-*"); everything allowed is `auto`; a deny-list systemd cannot say
+/// becomes deny-all, with runc's warning. The rules are read in order with a
+/// simple model of the kernel's list: an "a" rule resets it, a deny removes
+/// the same rule.
+pub fn device_props(rules: &[LinuxDeviceCgroup]) -> Vec<Prop> {
+    let entries = |list: Vec<Value>| Value::Array("(ss)".into(), list);
+    let mut default_allow = false;
+    let mut list: Vec<&LinuxDeviceCgroup> = Vec::new();
+    for r in rules {
+        let all =
+            r.typ().unwrap_or(Type::A) == Type::A && r.major().is_none() && r.minor().is_none();
+        if all {
+            default_allow = r.allow();
+            list.clear();
+        } else if r.allow() != default_allow {
+            list.push(r);
+        } else {
+            list.retain(|l| (l.typ(), l.major(), l.minor()) != (r.typ(), r.major(), r.minor()));
+        }
+    }
+    let reset = prop("DeviceAllow", entries(vec![]));
+    if default_allow {
+        if list.is_empty() {
+            return vec![reset, prop("DevicePolicy", Value::Str("auto".into()))];
+        }
+        crate::logger::warn(
+            "systemd doesn't support blacklist device rules -- applying temporary deny-all rule",
+        );
+        return vec![reset, prop("DevicePolicy", Value::Str("strict".into()))];
+    }
+    let mut allow = Vec::new();
+    for r in list {
+        let prefix = match r.typ() {
+            Some(Type::C) => "char",
+            Some(Type::B) => "block",
+            _ => continue,
+        };
+        let path = match (r.major(), r.minor()) {
+            (None, None) => format!("{prefix}-*"),
+            (None, Some(_)) => {
+                crate::logger::warn(&format!(
+                    "systemd doesn't support '*:n' device rules -- temporarily ignoring rule: {}",
+                    super::devices::rule_line(r)
+                ));
+                continue;
+            }
+            (Some(major), None) => format!("{prefix}-{major}"),
+            (Some(major), Some(minor)) => format!("/dev/{prefix}/{major}:{minor}"),
+        };
+        let access = r.access().clone().unwrap_or_default();
+        allow.push(Value::Struct(vec![Value::Str(path), Value::Str(access)]));
+    }
+    vec![
+        reset,
+        prop("DevicePolicy", Value::Str("strict".into())),
+        prop("DeviceAllow", entries(allow)),
+    ]
 }
 
 /// linux.resources.unified keys systemd has a property for (runc's list).
@@ -447,6 +509,33 @@ mod tests {
                 "TasksMax=U64(1)",
             ]
         );
+    }
+
+    #[test]
+    fn device_rules_as_runc_gives_them_to_systemd() {
+        let defaults = super::super::devices::effective(&[], &[]);
+        let p = names(&device_props(&defaults));
+        assert_eq!(p[1], "DevicePolicy=Str(\"strict\")");
+        assert!(
+            p[2].contains("Str(\"/dev/char/1:3\"), Str(\"rwm\")"),
+            "{}",
+            p[2]
+        );
+        assert!(p[2].contains("Str(\"char-136\"), Str(\"rwm\")"), "{}", p[2]);
+        assert!(p[2].contains("Str(\"char-*\"), Str(\"m\")"), "{}", p[2]);
+        let all: Vec<LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},{"allow":true,"access":"rwm"}]"#,
+        )
+        .unwrap();
+        let p = names(&device_props(&all));
+        assert_eq!(p[1], "DevicePolicy=Str(\"auto\")");
+        let deny: Vec<LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
+        )
+        .unwrap();
+        let p = names(&device_props(&deny));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1], "DevicePolicy=Str(\"strict\")");
     }
 
     #[test]
