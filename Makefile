@@ -56,10 +56,12 @@ V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup a
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 
-# The systemd cgroup driver, in the same guest with the host's systemd as PID 1.
+# The systemd cgroup driver, in the same guest with the host's systemd as PID 1: on cgroup v2,
+# then the v1_ cases in systemd's legacy v1 layout.
 SYSTEMD_TESTS := systemd_cgroup parity_systemd
 test-systemd: build
 	GUEST_SYSTEMD=1 integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(SYSTEMD_TESTS)
+	GUEST_SYSTEMD=v1 integration/guest/v2-tests.sh $(CURDIR)/$(BIN) systemd_cgroup:v1_
 
 # Side by side with runc and crun (crun refuses this hybrid host, so it is measured in
 # the pure v2 guest: bench-v2 prints its report there, kept in bench/out/report-v2.txt).

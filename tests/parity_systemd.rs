@@ -19,10 +19,13 @@ use serde_json::json;
 fn have_systemd() -> bool {
     let pid1 = fs::read_to_string("/proc/1/comm").unwrap_or_default();
     let ok = Path::new("/run/systemd/system").is_dir() && pid1.trim() == "systemd";
-    if !ok {
-        eprintln!("skipped: systemd is not PID 1 here (make test-systemd runs this in a guest)");
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if !ok || !v2 {
+        eprintln!(
+            "skipped: needs systemd as PID 1 on cgroup v2 (make test-systemd runs this in a guest)"
+        );
     }
-    ok
+    ok && v2
 }
 
 fn show(unit: &str, props: &[&str]) -> String {

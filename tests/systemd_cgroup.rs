@@ -12,13 +12,28 @@ use std::process::Command;
 use common::{wait_for, Bundle, Env, Out};
 use serde_json::json;
 
-fn have_systemd() -> bool {
+fn systemd_pid1() -> bool {
     let pid1 = fs::read_to_string("/proc/1/comm").unwrap_or_default();
     let ok = Path::new("/run/systemd/system").is_dir() && pid1.trim() == "systemd";
     if !ok {
         eprintln!("skipped: systemd is not PID 1 here (make test-systemd runs this in a guest)");
     }
     ok
+}
+
+fn pure_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// systemd as PID 1 on pure cgroup v2 (most tests read the v2 files).
+fn have_systemd() -> bool {
+    if !systemd_pid1() {
+        return false;
+    }
+    if !pure_v2() {
+        eprintln!("skipped: systemd's v1 layout here (the v1_ tests cover it)");
+    }
+    pure_v2()
 }
 
 fn sd(env: &Env, args: &[&str]) -> Out {
@@ -330,6 +345,69 @@ fn twenty_containers_created_in_parallel_each_get_a_scope() {
     });
     for id in &ids {
         assert!(!unit_known(&format!("pd-{id}.scope")), "{id}");
+    }
+    env.assert_clean();
+}
+
+/// systemd's legacy layout (`make test-systemd` boots it too): the unit's v1
+/// properties, the files in each controller's hierarchy, update, and nothing
+/// left in any hierarchy after delete.
+#[test]
+fn v1_layout_limits_update_and_delete() {
+    if !systemd_pid1() || pure_v2() {
+        eprintln!("skipped: needs systemd's v1 layout");
+        return;
+    }
+    let env = Env::new();
+    let id = env.id("v1");
+    let mut b = sleeper(&env, &format!("machine.slice:pd:{id}"));
+    b.config(|c| {
+        c["linux"]["resources"] = json!({
+            "memory": {"limit": 104857600},
+            "pids": {"limit": 50},
+            "cpu": {"quota": 12345, "period": 100000, "shares": 512}
+        })
+    });
+    run_detached(&env, &b, &id);
+    let unit = format!("pd-{id}.scope");
+    let dir = |ctrl: &str| format!("/sys/fs/cgroup/{ctrl}/machine.slice/{unit}");
+    assert_eq!(show(&unit, "MemoryLimit"), "104857600");
+    assert_eq!(show(&unit, "CPUShares"), "512");
+    assert_eq!(show(&unit, "TasksMax"), "50");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "130ms");
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    assert_eq!(
+        read(&format!("{}/memory.limit_in_bytes", dir("memory"))),
+        "104857600"
+    );
+    assert_eq!(read(&format!("{}/cpu.cfs_quota_us", dir("cpu"))), "13000");
+    assert_eq!(read(&format!("{}/pids.max", dir("pids"))), "50");
+    // init is in the unit in every hierarchy, those systemd leaves alone too.
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let cgroups = read(&format!("/proc/{pid}/cgroup"));
+    for line in cgroups.lines() {
+        assert!(line.ends_with(&format!("/machine.slice/{unit}")), "{line}");
+    }
+    env.paddock(&["update", "--memory", "209715200", &id])
+        .success();
+    assert_eq!(show(&unit, "MemoryLimit"), "209715200");
+    assert_eq!(
+        read(&format!("{}/memory.limit_in_bytes", dir("memory"))),
+        "209715200"
+    );
+    // systemd rewrote the device list on update; the devices still work.
+    let out = env
+        .paddock(&["exec", &id, "sh", "-c", "echo x >/dev/null && echo ok"])
+        .success();
+    assert_eq!(out.stdout.trim(), "ok");
+    env.paddock(&["pause", &id]).success();
+    assert_eq!(read(&format!("{}/freezer.state", dir("freezer"))), "FROZEN");
+    env.paddock(&["resume", &id]).success();
+    env.paddock(&["delete", "--force", &id]).success();
+    assert!(!unit_known(&unit), "{unit} left after delete");
+    for e in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let d = e.path().join("machine.slice").join(&unit);
+        assert!(!d.exists(), "{} left after delete", d.display());
     }
     env.assert_clean();
 }
