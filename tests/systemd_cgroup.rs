@@ -277,6 +277,21 @@ fn a_failing_create_leaves_no_unit() {
     assert!(!Path::new(&format!("/sys/fs/cgroup/machine.slice/{unit}")).exists());
     env.assert_clean();
 
+    // A unit that exists belongs to another container: refused, and left running.
+    let first = env.id("first");
+    let b = sleeper(&env, &format!("machine.slice:pd:{first}"));
+    run_detached(&env, &b, &first);
+    let out = sd(&env, &["create", "-b", b.dir.to_str().unwrap(), &id]).fails_with_one_line();
+    assert!(out.stderr.contains("UnitExists"), "{out:?}");
+    let unit = format!("pd-{first}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(env.status(&first), "running");
+    assert_eq!(
+        read(&format!("/sys/fs/cgroup/machine.slice/{unit}/cgroup.procs")),
+        env.state(&first)["pid"].to_string()
+    );
+    env.paddock(&["delete", "--force", &first]).success();
+
     // Bad names and bad annotations fail before anything is made.
     for (path, want) in [
         ("/a/b", "slice:prefix:name"),

@@ -236,13 +236,14 @@ impl SystemdCgroup {
     }
 }
 
-/// After a failed create: the unit stopped (init is dead by now) and what is left of its cgroup.
+/// After a failed create: the unit stopped (init is dead by now) and what is left of its
+/// cgroup. A unit this create did not start (it existed: another container's) is left alone.
 fn remove_systemd_cgroup(sysd: Option<&mut SystemdCgroup>, rel: &Path) {
-    let Some(d) = sysd else { return };
-    if d.started {
-        let _ = d.manager.stop(&d.unit.name);
-        d.started = false;
-    }
+    let Some(d) = sysd.filter(|d| d.started) else {
+        return;
+    };
+    let _ = d.manager.stop(&d.unit.name);
+    d.started = false;
     if let Ok(cg) = Cgroup::open(rel) {
         let _ = cg.remove();
     }
