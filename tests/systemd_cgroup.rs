@@ -204,6 +204,16 @@ fn limits_reach_the_unit_and_the_files_and_update_changes_both() {
     assert_eq!(read(&format!("{cg}/memory.max")), "209715200");
     assert_eq!(read(&format!("{cg}/pids.max")), "70");
     assert_eq!(read(&format!("{cg}/cpu.max")), "50000 100000");
+    // memory.checkBeforeUpdate refuses a limit under the usage before systemd hears of it.
+    let res = env.dir.join("res.json");
+    fs::write(
+        &res,
+        r#"{"memory":{"limit":4096,"checkBeforeUpdate":true}}"#,
+    )
+    .unwrap();
+    env.paddock(&["update", "-r", res.to_str().unwrap(), &id])
+        .fails_with_one_line();
+    assert_eq!(show(&unit, "MemoryMax"), "209715200");
     delete_leaves_nothing(&env, &id, &unit, &cg);
 }
 

@@ -33,7 +33,7 @@ pub fn update(g: &Globals, args: &UpdateArgs) -> Result<()> {
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
     if c.systemd_cgroup {
         // As runc: systemd's properties first, then the files, so both agree.
-        resources::validate(&r)?;
+        resources::check_update(&cg, &r)?;
         systemd::round_cpu_quota(&mut r);
         let mut m = systemd::Manager::connect()?;
         let props = systemd::resource_props(&r, systemd::host_is_v2()?, &mut || m.version())?;
