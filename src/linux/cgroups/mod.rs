@@ -21,6 +21,7 @@ pub mod resources;
 pub mod stats;
 pub mod sub;
 pub mod systemd;
+mod systemd_annotations;
 mod systemd_props;
 pub mod v1;
 pub mod v2;

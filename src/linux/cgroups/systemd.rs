@@ -15,9 +15,8 @@ use super::{hierarchies, hierarchy, init_cpuset, v2, Cgroup, Made};
 use crate::linux::dbus::conn::{BusError, Conn};
 use crate::linux::dbus::wire::{Message, Value};
 
-pub use super::systemd_props::{
-    annotation_props, device_props, resource_props, round_cpu_quota, Prop,
-};
+pub use super::systemd_annotations::annotation_props;
+pub use super::systemd_props::{device_props, resource_props, round_cpu_quota, Prop};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
