@@ -11,7 +11,7 @@ APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procp
 E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo
 
-.PHONY: all deps build demo test test-unit test-integration test-e2e test-v2 bench bench-deps bench-v2 lint install clean
+.PHONY: all deps build demo test test-unit test-integration test-e2e test-v2 test-systemd bench bench-deps bench-v2 lint install clean
 
 all: build
 
@@ -31,7 +31,7 @@ demo: build
 	scripts/make-bundle.sh $(DEMO_DIR) sh -c 'echo "hostname: $$(hostname)"; ps; id'
 	$(BIN) run --bundle $(DEMO_DIR) paddock-demo
 
-test: build lint test-unit test-integration test-e2e test-v2
+test: build lint test-unit test-integration test-e2e test-v2 test-systemd
 
 test-unit:
 	$(CARGO) test --locked --bins
@@ -56,6 +56,13 @@ test-e2e: build
 V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
+
+# The systemd cgroup driver, in the same guest with the host's systemd as PID 1: on cgroup v2,
+# then the v1_ cases in systemd's legacy v1 layout.
+SYSTEMD_TESTS := systemd_cgroup parity_systemd
+test-systemd: build
+	GUEST_SYSTEMD=1 integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(SYSTEMD_TESTS)
+	GUEST_SYSTEMD=v1 integration/guest/v2-tests.sh $(CURDIR)/$(BIN) systemd_cgroup:v1_
 
 # Side by side with runc and crun (crun refuses this hybrid host, so it is measured in
 # the pure v2 guest: bench-v2 prints its report there, kept in bench/out/report-v2.txt).

@@ -6,6 +6,10 @@
 #
 #   boot.sh JOB_SCRIPT [ARG...]      the script and its args are paths the guest sees as on the host
 #
+# GUEST_SYSTEMD=1: the host's systemd runs as PID 1 (with dbus) and the job as its service
+# (systemd-init.sh), on cgroup v2 (GUEST_SYSTEMD=v1: systemd's legacy v1 layout); by default guest-init.sh runs the job directly. GUEST_APPEND: more
+# kernel parameters (e.g. systemd.show_status=1 systemd.log_target=console to debug a boot).
+#
 # KVM is not used: /dev/kvm on these machines hangs a stock kernel. Nothing of the guest
 # touches the host: the host root is read-only for it, and every write lands in guest memory.
 set -euo pipefail
@@ -77,7 +81,17 @@ fi
 job=$(readlink -f "$1")
 shift
 # guest-init.sh, the job and its arguments reach the guest as one kernel parameter.
-args=$(printf '%s\n' "$here/guest-init.sh" "$job" "$@" | base64 -w0)
+guest_init=$here/guest-init.sh
+cgroups=cgroup_no_v1=all
+append=
+if [ "${GUEST_SYSTEMD:-0}" != 0 ]; then
+    guest_init=$here/systemd-init.sh
+    # Its own target, not default.target (whose wants the host's packages fill).
+    append="systemd.unit=paddock.target"
+    # GUEST_SYSTEMD=v1: systemd's legacy cgroup v1 layout instead.
+    [ "$GUEST_SYSTEMD" = v1 ] && cgroups=systemd.unified_cgroup_hierarchy=0
+fi
+args=$(printf '%s\n' "$guest_init" "$job" "$@" | base64 -w0)
 log=$work/console.log
 cpus=$(nproc)
 [ "$cpus" -gt 4 ] && cpus=4
@@ -85,7 +99,7 @@ set +e
 timeout "${GUEST_TIMEOUT:-2400}" qemu-system-x86_64 \
     -machine q35 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "${GUEST_MEM:-3072}" \
     -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3 paddock_job=$args" \
+    -append "console=ttyS0 $cgroups panic=-1 quiet loglevel=3 paddock_job=$args $append ${GUEST_APPEND:-}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -nographic -no-reboot -nic none -serial mon:stdio </dev/null 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::Globals;
 use crate::cli::CreateArgs;
-use crate::linux::cgroups::{self, Cgroup};
+use crate::linux::cgroups::{self, systemd, Cgroup};
 use crate::linux::pidfd::{Kind, PidfdSocket};
 use crate::process::{self, Launch};
 use crate::spec::{self, Bundle};
@@ -74,8 +74,20 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone());
-    cgroups::check_driver(g.systemd_cgroup)?;
-    let cg_rel = cgroups::relative_path(cgroups_path.as_deref(), &args.id, &g.root)?;
+    // The systemd driver: names and annotations checked, and the bus reached,
+    // before anything is made.
+    let mut sysd = match g.systemd_cgroup {
+        true => Some(systemd_plan(
+            &mut bundle.spec,
+            cgroups_path.as_deref(),
+            &args.id,
+        )?),
+        false => None,
+    };
+    let cg_rel = match &sysd {
+        Some(d) => d.unit.path.clone(),
+        None => cgroups::relative_path(cgroups_path.as_deref(), &args.id, &g.root)?,
+    };
 
     let sd = StateDir::create(&g.root, &args.id)?;
     if let Err(e) = super::notify_socket::prepare_container(&mut bundle.spec, &sd.dir) {
@@ -103,13 +115,21 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
         .and_then(|()| super::notify_socket::pass_env(&mut bundle.spec))
-        .and_then(|()| Cgroup::create(&cg_rel))
-        .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
+        .and_then(|()| match sysd {
+            Some(_) => Ok(Cgroup::none()),
+            None => Cgroup::create(&cg_rel)
+                .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec)),
+        })
         .and_then(|cg| {
             crate::logger::debug(&format!("cgroup {} made, limits set", cg_rel.display()));
-            let r = launch(&sd, &bundle, args, console, &cg, &mut container);
+            let mut place = |pid: i32| match sysd.as_mut() {
+                Some(d) => d.place(&args.id, pid, &bundle.spec),
+                None => Ok(()),
+            };
+            let r = launch(&sd, &bundle, args, console, &cg, &mut container, &mut place);
             if r.is_err() {
                 let _ = cg.remove();
+                remove_systemd_cgroup(sysd.as_mut(), &cg_rel);
             }
             r
         });
@@ -138,6 +158,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         if let Ok(cg) = Cgroup::open(&cg_rel) {
             let _ = cg.remove();
         }
+        remove_systemd_cgroup(sysd.as_mut(), &cg_rel);
         let _ = sd.remove();
         return Err(e);
     }
@@ -156,6 +177,7 @@ fn launch(
     console: Option<OwnedFd>,
     cg: &Cgroup,
     container: &mut Container,
+    place: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<i32> {
     let fifo = make_exec_fifo(&sd.fifo_path())?;
     let launch = Launch {
@@ -168,7 +190,65 @@ fn launch(
         no_new_keyring: args.no_new_keyring,
         close_in_child: vec![sd.lock_fd()],
     };
-    process::spawn_init(launch, cg, container, &mut |c| sd.save(c))
+    process::spawn_init(launch, cg, container, &mut |c| {
+        sd.save(c)?;
+        place(c.pid)
+    })
+}
+
+/// The systemd driver's part of create: the unit, and the manager to ask for it.
+struct SystemdCgroup {
+    manager: systemd::Manager,
+    unit: systemd::Unit,
+    started: bool,
+}
+
+fn systemd_plan(
+    spec: &mut oci_spec::runtime::Spec,
+    path: Option<&Path>,
+    id: &str,
+) -> Result<SystemdCgroup> {
+    let unit = systemd::Unit::parse(path, id)?;
+    systemd::annotation_props(spec.annotations().as_ref().unwrap_or(&Default::default()))?;
+    // As runc: the quota systemd keeps (10 ms steps) is the one the files get too.
+    if let Some(mut linux) = spec.linux().clone() {
+        if let Some(mut r) = linux.resources().clone() {
+            systemd::round_cpu_quota(&mut r);
+            linux.set_resources(Some(r));
+            spec.set_linux(Some(linux));
+        }
+    }
+    Ok(SystemdCgroup {
+        manager: systemd::Manager::connect()?,
+        unit,
+        started: false,
+    })
+}
+
+impl SystemdCgroup {
+    /// Init (`pid`) waits for its Continue: systemd makes the unit around it,
+    /// then the limits go into the files as with cgroupfs.
+    fn place(&mut self, id: &str, pid: i32, spec: &oci_spec::runtime::Spec) -> Result<()> {
+        let props = systemd::create_props(&mut self.manager, &self.unit, id, pid, spec)?;
+        self.manager.start(&self.unit, props)?;
+        self.started = true;
+        let cg = systemd::adopt(&self.unit, pid)?;
+        cgroups::resources::apply_spec(cg, spec)?;
+        Ok(())
+    }
+}
+
+/// After a failed create: the unit stopped (init is dead by now) and what is left of its
+/// cgroup. A unit this create did not start (it existed: another container's) is left alone.
+fn remove_systemd_cgroup(sysd: Option<&mut SystemdCgroup>, rel: &Path) {
+    let Some(d) = sysd.filter(|d| d.started) else {
+        return;
+    };
+    let _ = d.manager.stop(&d.unit.name);
+    d.started = false;
+    if let Ok(cg) = Cgroup::open(rel) {
+        let _ = cg.remove();
+    }
 }
 
 /// The fifo init blocks on until `start`; opened read-write so init never sees EOF.

@@ -7,7 +7,10 @@ use anyhow::{bail, Context, Result};
 use super::Globals;
 use crate::cli::DeleteArgs;
 use crate::error::RuntimeError;
-use crate::linux::{cgroups::Cgroup, hooks, rootfs};
+use crate::linux::{
+    cgroups::{systemd, Cgroup},
+    hooks, rootfs,
+};
 use crate::state::{is_alive, Container, StateDir, Status};
 
 /// How long delete waits for killed processes to be gone before removing the cgroup.
@@ -58,6 +61,9 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
             crate::logger::warn(&format!("{e:#}"));
         }
     }
+    if c.systemd_cgroup {
+        stop_unit(systemd::unit_name(&c.cgroup_path));
+    }
     cg.remove()?;
     sd.remove()?;
     // As runc 1.5: poststop hooks run once the state is gone, and a failing one fails
@@ -68,6 +74,14 @@ pub fn destroy(sd: StateDir, c: &Container) -> Result<()> {
             .context("unable to destroy container")?;
     }
     Ok(())
+}
+
+/// As runc: the unit is stopped once its processes are gone; a bus that cannot
+/// be reached is only a warning (the cgroup files are removed anyway).
+fn stop_unit(name: &str) {
+    if let Err(e) = systemd::Manager::connect().and_then(|mut m| m.stop(name)) {
+        crate::logger::warn(&format!("unable to stop unit {name}: {e:#}"));
+    }
 }
 
 /// SIGKILL to init and every process in the cgroup, until they are gone (bounded).

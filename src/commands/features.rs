@@ -24,9 +24,9 @@ const NAMESPACES: [LinuxNamespaceType; 8] = [
     LinuxNamespaceType::Uts,
 ];
 
-/// Config annotations that change what paddock does. None yet: runc's
-/// `org.systemd.property.` needs the systemd driver, `org.criu.config` checkpointing.
-const UNSAFE_CONFIG_ANNOTATIONS: [&str; 0] = [];
+/// Config annotations that change what paddock does, as runc lists them
+/// (`org.criu.config` would come with checkpointing).
+const UNSAFE_CONFIG_ANNOTATIONS: [&str; 1] = ["org.systemd.property."];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,8 +127,8 @@ fn build() -> Result<Features> {
             cgroup: Cgroup {
                 v1: true,
                 v2: true,
-                // cgroups::check_driver refuses --systemd-cgroup until the driver exists.
-                systemd: false,
+                // --systemd-cgroup; the user instance (rootless) is not supported.
+                systemd: true,
                 systemd_user: false,
                 rdma: true,
             },

@@ -12,7 +12,7 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxRes
 use super::Globals;
 use crate::cli::UpdateArgs;
 use crate::error::RuntimeError;
-use crate::linux::cgroups::{resources, Cgroup};
+use crate::linux::cgroups::{resources, systemd, Cgroup};
 use crate::state::{StateDir, Status};
 
 pub fn update(g: &Globals, args: &UpdateArgs) -> Result<()> {
@@ -29,8 +29,16 @@ pub fn update(g: &Globals, args: &UpdateArgs) -> Result<()> {
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| *r.memory());
-    let r = with_stored_memory(r, stored.as_ref());
+    let mut r = with_stored_memory(r, stored.as_ref());
     let cg = Cgroup::open(Path::new(&c.cgroup_path))?;
+    if c.systemd_cgroup {
+        // As runc: systemd's properties first, then the files, so both agree.
+        resources::check_update(&cg, &r)?;
+        systemd::round_cpu_quota(&mut r);
+        let mut m = systemd::Manager::connect()?;
+        let props = systemd::resource_props(&r, systemd::host_is_v2()?, &mut || m.version())?;
+        m.set(systemd::unit_name(&c.cgroup_path), props)?;
+    }
     resources::apply(&cg, &r, None)?;
     if let Some(m) = r.memory() {
         store_memory(&mut spec, m);

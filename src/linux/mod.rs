@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod cgroups;
 pub mod criu;
+pub mod dbus;
 pub mod devices;
 pub mod exeseal;
 pub mod hooks;

@@ -7,6 +7,7 @@
 //! its v2 eBPF program), freezer.rs pauses,
 //! stats.rs and oom.rs feed `events`, sub.rs places `exec --cgroup` processes,
 //! own.rs tells init which cgroup it sits in (for the cgroup mount).
+//! systemd.rs is the systemd driver: systemd makes the cgroup, the rest is shared.
 
 pub mod bpf;
 pub mod devices;
@@ -19,6 +20,9 @@ pub mod own;
 pub mod resources;
 pub mod stats;
 pub mod sub;
+pub mod systemd;
+mod systemd_annotations;
+mod systemd_props;
 pub mod v1;
 pub mod v2;
 
@@ -51,18 +55,6 @@ pub struct Made {
     pub enabled: Vec<(PathBuf, String)>,
 }
 
-/// `--systemd-cgroup`: the systemd driver talks to systemd over D-Bus, which is
-/// not implemented; say so plainly instead of silently using cgroupfs.
-pub fn check_driver(systemd: bool) -> Result<()> {
-    if !systemd {
-        return Ok(());
-    }
-    if !Path::new("/run/systemd/system").is_dir() {
-        bail!("--systemd-cgroup: the systemd cgroup driver needs systemd running as PID 1, and it is not running on this host; use the cgroupfs driver (drop --systemd-cgroup)");
-    }
-    bail!("--systemd-cgroup: the systemd cgroup driver (D-Bus) is not supported yet; use the cgroupfs driver (drop --systemd-cgroup)");
-}
-
 /// The cgroup path relative to each hierarchy root, from linux.cgroupsPath. The
 /// default is `paddock/<id>` under the default --root; containers of another state
 /// root get a suffix from it, since IDs are unique only within one root.
@@ -72,7 +64,7 @@ pub fn relative_path(cgroups_path: Option<&Path>, id: &str, root: &Path) -> Resu
         _ => return Ok(Path::new(DEFAULT_PARENT).join(default_leaf(id, root))),
     };
     if p.as_os_str().to_string_lossy().contains(':') {
-        bail!("linux.cgroupsPath: systemd slice paths (slice:prefix:name) need the systemd cgroup driver, which is not supported yet");
+        bail!("linux.cgroupsPath: {} is a systemd slice path (slice:prefix:name), which needs --systemd-cgroup", p.display());
     }
     let mut rel = PathBuf::new();
     for c in p.components() {
@@ -181,6 +173,16 @@ impl Cgroup {
             if !has_child_cgroups(dir) {
                 let _ = fs::write(dir.join("cgroup.subtree_control"), format!("-{ctrl}"));
             }
+        }
+    }
+
+    /// No cgroup yet: the systemd driver clones init where the runtime is,
+    /// and systemd moves it into the unit it makes (systemd::adopt).
+    pub fn none() -> Cgroup {
+        Cgroup {
+            dirs: Vec::new(),
+            hiers: Vec::new(),
+            made: Made::default(),
         }
     }
 
@@ -309,7 +311,7 @@ fn remove_children(dir: &Path) -> Result<bool> {
 }
 
 /// On a v1 cpuset hierarchy a new cgroup starts with empty cpus/mems; copy the parent's down.
-fn init_cpuset(hierarchy: &Path, rel: &Path) -> Result<()> {
+pub(super) fn init_cpuset(hierarchy: &Path, rel: &Path) -> Result<()> {
     if !hierarchy.join("cpuset.cpus").exists() || hierarchy.join("cgroup.controllers").exists() {
         return Ok(());
     }
@@ -369,12 +371,5 @@ mod tests {
         let long = "x".repeat(255);
         let p = relative_path(None, &long, Path::new("/tmp/a")).unwrap();
         assert!(p.file_name().unwrap().len() <= 255);
-    }
-
-    #[test]
-    fn systemd_driver_is_a_clear_error() {
-        assert!(check_driver(false).is_ok());
-        let e = format!("{:#}", check_driver(true).unwrap_err());
-        assert!(e.contains("systemd"), "{e}");
     }
 }

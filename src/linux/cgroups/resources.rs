@@ -128,6 +128,16 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -
     Ok(())
 }
 
+/// The checks `apply` makes before its first write, for the systemd driver to
+/// make before it changes the unit (systemd writes the files itself).
+pub fn check_update(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
+    validate(r)?;
+    if let (true, Some(m), Some(d)) = (cg.is_pure_v2(), r.memory(), cg.v2_dir()) {
+        check_before_update(m, d)?;
+    }
+    Ok(())
+}
+
 /// memory.checkBeforeUpdate on v2, as runc: a limit at or below what the
 /// cgroup uses now is refused (best effort: no usage file, no check).
 fn check_before_update(m: &LinuxMemory, dir: &Path) -> Result<()> {
