@@ -21,6 +21,7 @@ shim_mem() { # TASK_ID -> "RSS_KIB PSS_KIB" of the shim that is the task's paren
     pid=$("${C[@]}" task ls | awk -v id="$1" '$1 == id {print $2}')
     ppid=$(awk '/^PPid:/ {print $2}' /proc/$pid/status)
     echo "$(kib /proc/$ppid/smaps_rollup Rss) $(kib /proc/$ppid/smaps_rollup Pss)"
+    [ -z "${BENCH_VERBOSE:-}" ] || { grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Anonymous)' /proc/$ppid/smaps_rollup; grep Threads /proc/$ppid/status; } >&2
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
@@ -32,7 +33,7 @@ measure() { # NAME RUNTIME_ARGS...: prints one table line
     sleep 1
     read -r r1 p1 < <(shim_mem m1)
     "${C[@]}" task kill -s SIGKILL m1 >/dev/null; sleep 0.5; "${C[@]}" task delete m1 >/dev/null; "${C[@]}" container rm m1 >/dev/null
-    for i in 1 2 3; do "${C[@]}" run -d "$@" --annotation io.containerd.runc.v2.group=pod-$name $I g$i sleep 300 >/dev/null; done
+    for i in 1 2 3; do "${C[@]}" run -d "$@" --annotation "io.containerd.runc.v2.group=pod-${name%% *}" $I g$i sleep 300 >/dev/null; done
     sleep 1
     read -r rg pg < <(shim_mem g1)
     local nshims
@@ -88,7 +89,7 @@ EOT
 }
 
 if [ "${1:-}" = --inner ]; then inner; exit 0; fi
-e2e_main shim-bench "${1:-}" | tee "$BENCH_OUT.log"
 mkdir -p "$(dirname "$BENCH_OUT")"
+e2e_main shim-bench "${1:-}" | tee "$BENCH_OUT.log" || true
 sed -n '/^shim memory per/,/^containerd-shim-runc-v2 (Go)/p' "$BENCH_OUT.log" >"$BENCH_OUT"
 rm -f "$BENCH_OUT.log"

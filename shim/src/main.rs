@@ -17,6 +17,10 @@ mod task;
 const RUNTIME_ID: &str = "io.containerd.paddock.v2";
 
 fn main() {
+    // One malloc arena for all threads: the shim's threads mostly sleep, and an arena per
+    // thread costs resident memory in every shim (one per container or pod).
+    // SAFETY: mallopt with integer arguments, before any thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let args: Vec<_> = std::env::args_os().collect();
     if let Ok(flags) = containerd_shim::parse(&args[1..]) {
         if flags.version {

@@ -227,10 +227,10 @@ fn run(w: &Watcher) {
             if oom {
                 w.events.send(
                     TASK_OOM_EVENT_TOPIC,
-                    Box::new(TaskOOM {
+                    TaskOOM {
                         container_id: e.id.clone(),
                         ..Default::default()
-                    }),
+                    },
                 );
             }
         }

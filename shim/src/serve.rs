@@ -13,7 +13,6 @@ use anyhow::{anyhow, Context, Result};
 use containerd_shim::monitor::monitor_notify_by_pid;
 use containerd_shim::protos::shim::shim_ttrpc::create_task;
 use containerd_shim::protos::ttrpc::Server;
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, Flags, Shim};
 
 use crate::service::Service;
@@ -45,16 +44,20 @@ pub fn serve(runtime_id: &str, flags: &Flags) -> Result<()> {
         return Ok(());
     };
     let ttrpc_address = std::env::var("TTRPC_ADDRESS").context("TTRPC_ADDRESS is not set")?;
-    let publisher =
-        RemotePublisher::new(&ttrpc_address).map_err(|e| anyhow!("connect to containerd: {e}"))?;
     let mut shim = Service::new(runtime_id, flags, &mut Config::default());
-    let task = Arc::new(shim.create_task_service(publisher));
+    let task = Arc::new(shim.task_service(ttrpc_address));
     let mut methods = HashMap::new();
     for (name, handler) in create_task(task.clone()) {
         methods.insert(name.replacen(TASK_V3, TASK_V2, 1), handler);
     }
     methods.extend(create_task(task));
+    // Fewer idle handler threads per connection than ttrpc's default (containerd holds one
+    // connection); with none idle the server starts another, so RPCs never queue behind a
+    // blocking Wait. ttrpc requires min < default < max.
     let mut server = Server::new()
+        .set_thread_count_min(1)
+        .set_thread_count_default(2)
+        .set_thread_count_max(3)
         .add_listener(listener.into_raw_fd())
         .map_err(|e| anyhow!("ttrpc server: {e}"))?
         .register_service(methods);

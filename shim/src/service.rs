@@ -60,8 +60,16 @@ impl Shim for Service {
         self.exit.wait();
     }
 
-    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
-        let events = crate::events::Events::new(publisher, self.namespace.clone());
+    /// Not called: serve.rs builds the service with `task_service`.
+    fn create_task_service(&self, _publisher: RemotePublisher) -> TaskService {
+        self.task_service(String::new())
+    }
+}
+
+impl Service {
+    /// The task service, sending events to containerd's ttrpc socket at `ttrpc_address`.
+    pub fn task_service(&self, ttrpc_address: String) -> TaskService {
+        let events = crate::events::Events::new(ttrpc_address, self.namespace.clone());
         TaskService::new(events, self.namespace.clone(), self.exit.clone())
     }
 }

@@ -135,14 +135,14 @@ impl TaskService {
     fn send_exit(&self, cid: &str, id: &str, p: &Process) {
         self.0.events.send(
             TASK_EXIT_EVENT_TOPIC,
-            Box::new(TaskExit {
+            TaskExit {
                 container_id: cid.to_string(),
                 id: id.to_string(),
                 pid: p.pid,
                 exit_status: p.exit_status,
                 exited_at: MessageField::from_option(p.exited_at.clone()),
                 ..Default::default()
-            }),
+            },
         );
     }
 
@@ -199,7 +199,7 @@ impl TaskService {
         st.containers.insert(req.id.clone(), c);
         self.0.events.send(
             TASK_CREATE_EVENT_TOPIC,
-            Box::new(TaskCreate {
+            TaskCreate {
                 container_id: req.id.clone(),
                 bundle: req.bundle.clone(),
                 rootfs: req.rootfs.clone(),
@@ -213,7 +213,7 @@ impl TaskService {
                 checkpoint: req.checkpoint.clone(),
                 pid,
                 ..Default::default()
-            }),
+            },
         );
         // Killed between create and now: its exit was parked.
         if let Some(code) = st.pending.take(pid) {
@@ -244,11 +244,11 @@ impl TaskService {
             let pid = c.init.pid;
             self.0.events.send(
                 TASK_START_EVENT_TOPIC,
-                Box::new(TaskStart {
+                TaskStart {
                     container_id: req.id.clone(),
                     pid,
                     ..Default::default()
-                }),
+                },
             );
             return Ok(pid);
         }
@@ -269,12 +269,12 @@ impl TaskService {
         p.status = Status::RUNNING;
         self.0.events.send(
             TASK_EXEC_STARTED_EVENT_TOPIC,
-            Box::new(TaskExecStarted {
+            TaskExecStarted {
                 container_id: req.id.clone(),
                 exec_id: req.exec_id.clone(),
                 pid,
                 ..Default::default()
-            }),
+            },
         );
         if let Some(code) = st.pending.take(pid) {
             self.apply_exit(&mut st, pid, code);
@@ -339,14 +339,14 @@ impl TaskService {
         let resp = delete_response(&c.init);
         self.0.events.send(
             TASK_DELETE_EVENT_TOPIC,
-            Box::new(TaskDelete {
+            TaskDelete {
                 container_id: req.id.clone(),
                 id: req.id.clone(),
                 pid: resp.pid,
                 exit_status: resp.exit_status,
                 exited_at: resp.exited_at.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(resp)
     }
@@ -573,11 +573,11 @@ impl Task for TaskService {
         c.execs.insert(req.exec_id.clone(), p);
         self.0.events.send(
             TASK_EXEC_ADDED_EVENT_TOPIC,
-            Box::new(TaskExecAdded {
+            TaskExecAdded {
                 container_id: req.id.clone(),
                 exec_id: req.exec_id.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(Empty::new())
     }
@@ -653,10 +653,10 @@ impl Task for TaskService {
         })?;
         self.0.events.send(
             TASK_PAUSED_EVENT_TOPIC,
-            Box::new(TaskPaused {
+            TaskPaused {
                 container_id: req.id.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(Empty::new())
     }
@@ -671,10 +671,10 @@ impl Task for TaskService {
         })?;
         self.0.events.send(
             TASK_RESUMED_EVENT_TOPIC,
-            Box::new(TaskResumed {
+            TaskResumed {
                 container_id: req.id.clone(),
                 ..Default::default()
-            }),
+            },
         );
         Ok(Empty::new())
     }
