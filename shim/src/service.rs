@@ -156,3 +156,24 @@ pub fn print_address(address: &str) -> Result<()> {
         .context("write the address")?;
     out.flush().context("write the address")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_from_annotations() {
+        let d = std::env::temp_dir().join(format!("shim-group-{}", std::process::id()));
+        std::fs::write(
+            &d,
+            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"sb1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(group_id(&d).as_deref(), Some("sb1"));
+        std::fs::write(&d, r#"{"annotations":{"io.containerd.runc.v2.group":"g"}}"#).unwrap();
+        assert_eq!(group_id(&d).as_deref(), Some("g"));
+        std::fs::write(&d, r#"{"annotations":{}}"#).unwrap();
+        assert_eq!(group_id(&d), None);
+        std::fs::remove_file(&d).unwrap();
+    }
+}

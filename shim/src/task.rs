@@ -778,3 +778,28 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_namespace_decides_kill_all() {
+        let d = std::env::temp_dir().join(format!("shim-pidns-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let write = |ns: &str| {
+            std::fs::write(
+                d.join("config.json"),
+                format!(r#"{{"linux":{{"namespaces":[{ns}]}}}}"#),
+            )
+            .unwrap()
+        };
+        write(r#"{"type":"mount"},{"type":"pid"}"#);
+        assert!(has_private_pid_ns(&d));
+        write(r#"{"type":"pid","path":"/proc/1/ns/pid"}"#);
+        assert!(!has_private_pid_ns(&d));
+        write(r#"{"type":"mount"}"#);
+        assert!(!has_private_pid_ns(&d));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
