@@ -12,7 +12,7 @@ APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procp
 E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo
 
-.PHONY: all deps build demo test test-unit test-integration test-e2e test-v2 bench bench-deps bench-v2 lint install clean
+.PHONY: all deps build demo test test-unit test-integration test-e2e test-v2 bench bench-deps bench-shim bench-v2 lint install clean
 
 all: build
 
@@ -70,6 +70,11 @@ bench-deps:
 
 bench: build bench-deps
 	bench/run.sh $(BIN)
+
+# Our containerd shim next to Debian's Go runc shim (both driving paddock), in a private
+# containerd: memory per container and `ctr run --rm` latency -> bench/out/shim.txt.
+bench-shim: build bench-deps
+	bench/shim.sh $(CURDIR)/$(BIN)
 
 bench-v2: build bench-deps
 	@mkdir -p bench/out

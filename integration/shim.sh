@@ -118,6 +118,18 @@ EOT
     if [ -z "$(ls -A /run/containerd/paddock/$NS 2>/dev/null)" ]; then pass "runtime state dir empty after delete"; else
         fail "runtime state left: $(ls -A /run/containerd/paddock/$NS)"; fi
 
+    # 4b. init in the host's pid namespace: its other processes are killed when it exits
+    check_rc "run -d in the host pid namespace" 0 "${C[@]}" run -d "${R[@]}" --with-ns pid:/proc/$$/ns/pid \
+        $I h1 sh -c 'sleep 300 & sleep 1'
+    if wait_status h1 STOPPED; then pass "host pid ns: init exited"; else fail "host pid ns: h1 not STOPPED"; fi
+    sleep 0.5
+    local procs=/sys/fs/cgroup/pids/$NS/h1/cgroup.procs
+    if [ -f $procs ] && [ -z "$(cat $procs)" ]; then
+        pass "host pid ns: the background sleep was killed with init"; else
+        fail "host pid ns: left in the container's cgroup: $(cat $procs 2>&1)"; fi
+    check_rc "host pid ns: delete h1" 0 "${C[@]}" task delete h1
+    "${C[@]}" container rm h1 >/dev/null 2>&1 || true
+
     # 5. a failed create reports paddock's own error, not "exit status 1"
     check_rc "run of a missing binary fails" 1 "${C[@]}" run --rm "${R[@]}" $I t6 /nonexistent
     expect_out "failed create: paddock's message names the file" 'nonexistent'
