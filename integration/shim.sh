@@ -108,7 +108,7 @@ EOT
     check_rc "task exec after resume" 0 "${C[@]}" task exec --exec-id e5 c1 true
     check_rc "task metrics" 0 "${C[@]}" task metrics c1
     expect_out "task metrics: memory usage reported" 'memory\.usage_in_bytes|memory\.usage[[:space:]]'
-    note "$(printf %s "$OUT" | grep -E 'memory\.usage' | head -1)"
+    note "$(printf %s "$OUT" | grep -E 'memory\.(usage|limit)' | tr -s " " | tr "\n" ";")"
     # (sleep is pid 1 of its namespace: it ignores SIGTERM, as under runc)
     check_rc "task kill -s SIGKILL" 0 "${C[@]}" task kill -s SIGKILL c1
     if wait_status c1 STOPPED; then pass "killed c1 is STOPPED"; else fail "c1 not STOPPED after kill"; fi
@@ -130,6 +130,33 @@ EOT
     check_rc "host pid ns: delete h1" 0 "${C[@]}" task delete h1
     "${C[@]}" container rm h1 >/dev/null 2>&1 || true
 
+    # 4c. OOM: the memory cgroup's kill reaches containerd as a /tasks/oom event
+    "${C[@]}" events >"$L/events.log" 2>&1 &
+    local evpid=$!
+    sleep 0.3
+    check_rc "run with a 16 MiB memory limit, allocating more" 137 "${C[@]}" run --rm "${R[@]}" \
+        --memory-limit 16777216 $I oom1 sh -c 'x=$(head -c 64000000 /dev/zero | tr "\\0" a); echo ${#x}'
+    sleep 1
+    kill $evpid 2>/dev/null; wait $evpid 2>/dev/null || true
+    if grep -q '/tasks/oom' "$L/events.log"; then pass "oom: /tasks/oom event published"; else
+        fail "oom: no /tasks/oom event: $(grep -c tasks "$L/events.log") task events"; fi
+
+    # 4d. a shim killed under a running container: containerd's cleanup runs the binary
+    # `delete`, which force-deletes the container and unmounts its rootfs
+    check_rc "run -d k1 sleep 100" 0 "${C[@]}" run -d "${R[@]}" $I k1 sleep 100
+    local kpid kshim
+    kpid=$("${C[@]}" task ls | awk '$1 == "k1" {print $2}')
+    kshim=$(awk '/^PPid:/ {print $2}' /proc/$kpid/status)
+    kill -9 "$kshim"
+    for i in $(seq 1 50); do "${C[@]}" task ls -q 2>/dev/null | grep -qx k1 || break; sleep 0.1; done
+    if ! "${C[@]}" task ls -q | grep -qx k1; then pass "dead shim: task k1 cleaned up"; else fail "dead shim: k1 still listed"; fi
+    if ! kill -0 "$kpid" 2>/dev/null || [ "$(awk '{print $3}' /proc/$kpid/stat)" = Z ]; then
+        pass "dead shim: the container's init was killed"; else
+        fail "dead shim: init $kpid still running"; fi
+    if [ -z "$(ls -A /run/containerd/paddock/$NS 2>/dev/null)" ]; then pass "dead shim: paddock state removed"; else
+        fail "dead shim: paddock state left: $(ls -A /run/containerd/paddock/$NS)"; fi
+    "${C[@]}" container rm k1 >/dev/null 2>&1 || true
+
     # 5. a failed create reports paddock's own error, not "exit status 1"
     check_rc "run of a missing binary fails" 1 "${C[@]}" run --rm "${R[@]}" $I t6 /nonexistent
     expect_out "failed create: paddock's message names the file" 'nonexistent'
@@ -146,8 +173,10 @@ EOT
     done
     local bad=""
     for i in "${!pids[@]}"; do
-        if wait "${pids[$i]}" && grep -qx "par$((i + 1))" "$L/par$((i + 1)).out"; then ok=$((ok + 1)); else
-            bad="$bad par$((i + 1)): $(tr '\n' ' ' <"$L/par$((i + 1)).out" | tail -c 300)"; fi
+        local prc=0
+        wait "${pids[$i]}" || prc=$?
+        if [ $prc = 0 ] && grep -qx "par$((i + 1))" "$L/par$((i + 1)).out"; then ok=$((ok + 1)); else
+            bad="$bad par$((i + 1)) (exit $prc): $(tr '\n' ' ' <"$L/par$((i + 1)).out" | tail -c 300)"; fi
     done
     if [ $ok = 20 ]; then pass "20 parallel runs: all printed their line and exited 0"; else
         fail "20 parallel runs: $ok of 20 succeeded:$bad"; fi

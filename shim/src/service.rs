@@ -128,7 +128,8 @@ fn group_id(config: &Path) -> Option<String> {
     })
 }
 
-/// After a shim died: force-delete the container, unmount its rootfs, report it killed.
+/// After a shim died: force-delete the container, unmount its rootfs, remove the socket,
+/// report it killed.
 fn cleanup_dead(namespace: &str, id: &str, bundle: &Path) -> Result<DeleteResponse> {
     let opts = RuntimeOptions::load(bundle);
     let runtime = Runtime::new(&opts, namespace, bundle)?;
@@ -136,6 +137,15 @@ fn cleanup_dead(namespace: &str, id: &str, bundle: &Path) -> Result<DeleteRespon
         containerd_shim::warn!("delete --force {id}: {e:#}");
     }
     mount::unmount_all(&bundle.join("rootfs"))?;
+    // The dead shim's socket (shared by its pod: removed only when nothing answers on it).
+    if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+        if containerd_shim::util::connect(&address)
+            .map(close_fd)
+            .is_err()
+        {
+            let _ = std::fs::remove_file(address.trim().trim_start_matches("unix://"));
+        }
+    }
     let pid = std::fs::read_to_string(bundle.join("init.pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
