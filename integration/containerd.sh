@@ -9,25 +9,6 @@ NS=paddock-e2e                       # containerd namespace; ctr's cgroups are /
 E2E_CG_RE="^/sys/fs/cgroup/[^/]+(/[^/]+)?/$NS(/|\$)"
 E2E_FILES_RE='^(containerd|runc|pty[0-9]+|runc-process[0-9]+)$'
 
-# OCI image layout tar with one uncompressed layer (integration.md 4.1).
-make_oci_image() { # ROOTFS OUTDIR -> OUTDIR/busybox-oci.tar
-    local r=$1 o=$2 b=$2/oci/blobs/sha256 layer cfg man ls cs ms
-    mkdir -p "$b"
-    tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$o/layer.tar" .
-    layer=$(sha256sum "$o/layer.tar" | cut -d' ' -f1); ls=$(stat -c %s "$o/layer.tar")
-    mv "$o/layer.tar" "$b/$layer"
-    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-        "$layer" >"$o/cfg"
-    cfg=$(sha256sum "$o/cfg" | cut -d' ' -f1); cs=$(stat -c %s "$o/cfg"); mv "$o/cfg" "$b/$cfg"
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
-        "$cfg" "$cs" "$layer" "$ls" >"$o/man"
-    man=$(sha256sum "$o/man" | cut -d' ' -f1); ms=$(stat -c %s "$o/man"); mv "$o/man" "$b/$man"
-    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"docker.io/library/busybox:local","org.opencontainers.image.ref.name":"local"}}]}' \
-        "$man" "$ms" >"$o/oci/index.json"
-    echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci/oci-layout"
-    tar -C "$o/oci" -cf "$o/busybox-oci.tar" oci-layout index.json blobs
-}
-
 inner() {
     local L=$E2E_TMP
     # containerd writes /run/containerd (shim sockets are hard-coded to /run/containerd/s),

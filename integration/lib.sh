@@ -1,4 +1,4 @@
-# Shared helpers for integration/containerd.sh and integration/podman.sh (sourced, not run).
+# Shared helpers for integration/containerd.sh, cri.sh and podman.sh (sourced, not run).
 #
 # Model: the script is started on the host ("outer"). It records the host's state, then re-runs
 # itself ("inner") under `unshare --mount --propagation private`, where tmpfs mounts hide every
@@ -44,6 +44,32 @@ make_rootfs() {
     for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$r/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+}
+
+# OCI image layout tar with one uncompressed layer (integration.md 4.1), holding one image per
+# NAME CMD_JSON pair over the same layer; without pairs, docker.io/library/busybox:local running sh.
+make_oci_image() { # ROOTFS OUTDIR [NAME CMD_JSON]... -> OUTDIR/busybox-oci.tar
+    local r=$1 o=$2 b=$2/oci/blobs/sha256 layer cfg man ls cs ms manifests=""
+    shift 2
+    [ $# -gt 0 ] || set -- docker.io/library/busybox:local '["sh"]'
+    mkdir -p "$b"
+    tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$o/layer.tar" .
+    layer=$(sha256sum "$o/layer.tar" | cut -d' ' -f1); ls=$(stat -c %s "$o/layer.tar")
+    mv "$o/layer.tar" "$b/$layer"
+    while [ $# -ge 2 ]; do
+        printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+            "$2" "$layer" >"$o/cfg"
+        cfg=$(sha256sum "$o/cfg" | cut -d' ' -f1); cs=$(stat -c %s "$o/cfg"); mv "$o/cfg" "$b/$cfg"
+        printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+            "$cfg" "$cs" "$layer" "$ls" >"$o/man"
+        man=$(sha256sum "$o/man" | cut -d' ' -f1); ms=$(stat -c %s "$o/man"); mv "$o/man" "$b/$man"
+        manifests="$manifests${manifests:+,}$(printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}' \
+            "$man" "$ms" "$1" "${1##*:}")"
+        shift 2
+    done
+    printf '{"schemaVersion":2,"manifests":[%s]}' "$manifests" >"$o/oci/index.json"
+    echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci/oci-layout"
+    tar -C "$o/oci" -cf "$o/busybox-oci.tar" oci-layout index.json blobs
 }
 
 # ---- host snapshot / sweep (outer side) ----
