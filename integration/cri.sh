@@ -14,7 +14,7 @@ E2E_DIR=$(dirname "$E2E_SCRIPT")
 # The cri-client puts every pod under this cgroup parent, as the kubelet uses /kubepods.
 CG_ROOT=paddock-e2e-cri
 E2E_CG_RE="^/sys/fs/cgroup/[^/]+(/[^/]+)?/$CG_ROOT(/|\$)"
-E2E_FILES_RE='^(containerd|runc|paddock.*)$'
+E2E_FILES_RE='^(containerd|runc|paddock|pty[0-9]+|runc-process[0-9]+)$'
 NS=k8s.io                             # the CRI plugin's containerd namespace
 APP_IMAGE=docker.io/library/busybox:local
 # The sandbox ("pause") container must keep running: busybox's sh alone would exit at once.
