@@ -65,6 +65,7 @@ hook() {
         pids=$(procs_of "$shim")
         if [ "$(echo $pids | wc -w)" = 1 ]; then pass "a pod of a sandbox and two containers is one $(basename "$shim") process ($pids)"; else
             fail "$(basename "$shim") processes for one pod: want 1, got '${pids}'"; fi
+        for i in $pids; do note "shim $i: $(grep VmRSS /proc/$i/status | tr -s ' \t' ' ')"; done
         local listed
         listed=$("$E2E_BIN" --root "$(class_root "$class")" list -q 2>&1 | sort | tr '\n' ' ')
         local want
