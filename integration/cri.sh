@@ -120,7 +120,7 @@ inner() {
     # /var/lib/containerd, and go's temp files; keep all of it private.
     private_mounts /run /var/lib/containerd /opt/containerd
     export TMPDIR=$L/tmp
-    mkdir -p "$TMPDIR" "$L/cni/bin" "$L/cni/conf" "$L/work"
+    mkdir -p "$TMPDIR" "$L/cni/bin" "$L/cni/conf" "$L/work" "$L/fifo"
     # The paddock class's runtime options (runtimeoptions.v1 ConfigPath, read by the shim).
     cat >"$L/paddock-shim.toml" <<EOF
 BinaryName = "$E2E_BIN"
@@ -183,6 +183,15 @@ EOF
         fi
         run_class "$class"
     done
+
+    # The README's ctr line: our shim by runtime name, its options from a file.
+    if [ -x "$E2E_SHIM" ]; then
+        check_rc "ctr run --runtime io.containerd.paddock.v2 --runtime-config-path FILE" 0 \
+            "${C[@]}" run --rm --runtime io.containerd.paddock.v2 --runtime-config-path "$L/paddock-shim.toml" \
+            --cgroup "/$CG_ROOT/ctr-t1" --fifo-dir "$L/fifo" "$APP_IMAGE" ctr-t1 sh -c 'echo hi; exit 0'
+        expect_out "ctr run through the shim: output is 'hi'" '^hi$'
+        find /sys/fs/cgroup -depth -type d -path "*/$CG_ROOT*" -exec rmdir {} + 2>/dev/null || true
+    fi
 
     OUT=$("${C[@]}" task ls -q 2>&1; "${C[@]}" container ls -q 2>&1)
     if [ -z "$OUT" ]; then pass "no tasks or containers left in containerd"; else fail "left in containerd: $(echo $OUT)"; fi
