@@ -11,6 +11,7 @@
 //! every check passed, 1 when one failed, 2 on bad usage.
 
 mod cri;
+mod exits;
 mod inside;
 mod probe;
 mod report;

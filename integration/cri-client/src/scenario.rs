@@ -1,8 +1,10 @@
 //! One pod through one runtime class, in the order the kubelet makes the calls: sandbox, two
 //! containers, checks from inside them, stats, a resource update, a container that fails to
-//! start, then stop and removal of everything.
+//! start, one that exits by itself and is restarted, one the OOM killer ends, then stop and
+//! removal of everything.
 
 use crate::cri::{status, Cri};
+use crate::exits;
 use crate::inside;
 use crate::report::Report;
 use crate::specs::{self, NAMESPACE, POD};
@@ -135,6 +137,8 @@ async fn steps(c: &mut Cri, o: &Options, r: &mut Report, pod: &mut Option<String
     stats(c, r, &pod_id, &app).await?;
     inside::update(c, r, &app).await?;
     failed_start(c, r, &pod_id, &config, &o.image).await?;
+    exits::job(c, r, &pod_id, &config, &o.image).await?;
+    exits::oom(c, r, &pod_id, &config, &o.image).await?;
 
     stop(c, r, "app", &app, 10, 0).await?;
     stop(c, r, "side", &side, 2, 137).await?;

@@ -161,3 +161,28 @@ pub fn updated_resources() -> LinuxContainerResources {
         ..Default::default()
     }
 }
+
+/// A container that prints a line and exits 7; `attempt` as the kubelet counts restarts.
+pub fn job(image: &str, attempt: u32) -> ContainerConfig {
+    let mut c = container("job", image, &["sh", "-c", "echo job-done; exit 7"]);
+    if let Some(m) = c.metadata.as_mut() {
+        m.attempt = attempt;
+    }
+    c.log_path = format!("job/{attempt}.log");
+    c
+}
+
+/// A container that holds far more memory than its limit allows (no swap: memsw = limit).
+pub fn oom(image: &str) -> ContainerConfig {
+    let mut c = container(
+        "oom",
+        image,
+        &["sh", "-c", "x=$(yes | head -c 200000000); echo survived"],
+    );
+    let linux = c.linux.get_or_insert_with(Default::default);
+    linux.resources = Some(LinuxContainerResources {
+        memory_limit_in_bytes: 32 << 20,
+        ..Default::default()
+    });
+    c
+}
