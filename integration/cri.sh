@@ -54,6 +54,26 @@ empty_dir() { # NAME DIR: PASS when DIR is missing or empty
     if [ -z "$left" ]; then pass "$1"; else fail "$1: $2 holds $(echo $left)"; fi
 }
 
+# containerd in the background, its pid in a file (a hook restarts it), until the CRI answers.
+start_containerd() {
+    local i
+    rm -f "$E2E_TMP/containerd.sock"
+    PATH="$(dirname "$E2E_SHIM"):$PATH" containerd --config "$E2E_TMP/config.toml" >>"$E2E_TMP/containerd.log" 2>&1 &
+    echo $! >"$E2E_TMP/containerd.pid"
+    for i in $(seq 1 100); do [ -S "$E2E_TMP/containerd.sock" ] && break; sleep 0.1; done
+    for i in $(seq 1 50); do
+        OUT=$("$CRI_CLIENT" --socket "$E2E_TMP/containerd.sock" version 2>&1) && break
+        sleep 0.2
+    done
+}
+
+stop_containerd() {
+    local pid i
+    pid=$(cat "$E2E_TMP/containerd.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
 # Called by cri-client while the pod runs and after RemovePodSandbox (as `cri.sh STAGE POD_ID
 # CONTAINER_ID...`); prints PASS/FAIL lines into the client's output.
 hook() {
@@ -72,6 +92,14 @@ hook() {
         want=$(printf '%s\n' "$pod" "$@" | sort | tr '\n' ' ')
         if [ "$listed" = "$want" ]; then pass "paddock list: the sandbox and both containers"; else
             fail "paddock list: got '$listed', want '$want'"; fi
+        # A node restarts containerd (upgrades); the pod must carry on and be recovered.
+        stop_containerd
+        start_containerd >/dev/null
+        check_rc "containerd restarted while the pod runs; the CRI answers again" 0 \
+            "$CRI_CLIENT" --socket "$E2E_TMP/containerd.sock" version
+        pids=$(procs_of "$shim")
+        if [ "$(echo $pids | wc -w)" = 1 ]; then pass "the pod's shim outlived containerd"; else
+            fail "$(basename "$shim") processes after the restart: '${pids}'"; fi
         ;;
     pod-removed)
         for i in $(seq 1 50); do [ -z "$(procs_of "$shim")" ] && break; sleep 0.1; done
@@ -156,15 +184,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt","io.containerd.tracing.proce
         Root = "$L/runc-root"
 EOF
     C=(ctr --address "$L/containerd.sock" -n $NS)
-    PATH="$(dirname "$E2E_SHIM"):$PATH" containerd --config "$L/config.toml" >"$L/containerd.log" 2>&1 &
-    CTRD_PID=$!
     trap 'inner_cleanup' EXIT
-    local i
-    for i in $(seq 1 100); do [ -S "$L/containerd.sock" ] && break; sleep 0.1; done
-    for i in $(seq 1 50); do
-        OUT=$("$CRI_CLIENT" --socket "$L/containerd.sock" version 2>&1) && break
-        sleep 0.2
-    done
+    start_containerd
     check_rc "CRI Version answers" 0 "$CRI_CLIENT" --socket "$L/containerd.sock" version
     note "$OUT"
 
@@ -206,7 +227,7 @@ inner_cleanup() {
         "${C[@]}" task delete -f "$c" >/dev/null 2>&1
     done
     for c in $("${C[@]}" container ls -q 2>/dev/null); do "${C[@]}" container rm "$c" >/dev/null 2>&1; done
-    kill "$CTRD_PID" 2>/dev/null; wait "$CTRD_PID" 2>/dev/null
+    stop_containerd
     if [ "$E2E_FAIL" != 0 ] || [ -n "${E2E_VERBOSE:-}" ]; then
         echo "---- containerd.log, last errors ----"
         grep -E 'level=(error|warning)' "$E2E_TMP/containerd.log" | grep -v 'cni config' | tail -20

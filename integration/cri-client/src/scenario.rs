@@ -129,6 +129,19 @@ async fn steps(c: &mut Cri, o: &Options, r: &mut Report, pod: &mut Option<String
         );
     }
     hook(o, &["pod-running", &pod_id, &app, &side]).await?;
+    // The hook may have restarted containerd: wait for the CRI as the kubelet would.
+    answers_again(c).await?;
+    let st = c.sandbox_status(&pod_id).await?;
+    r.eq(
+        "PodSandboxStatus: still READY",
+        st.state,
+        PodSandboxState::SandboxReady as i32,
+    );
+    for (name, id) in [("app", &app), ("side", &side)] {
+        let st = c.container_status(id).await?;
+        let what = format!("ContainerStatus {name}: still RUNNING");
+        r.eq(&what, st.state, ContainerState::ContainerRunning as i32);
+    }
 
     inside::app(c, r, &app, &volume).await?;
     inside::side(c, r, &side).await?;
@@ -210,6 +223,17 @@ async fn steps(c: &mut Cri, o: &Options, r: &mut Report, pod: &mut Option<String
         0,
     );
     hook(o, &["pod-removed", &pod_id, &app, &side]).await
+}
+
+async fn answers_again(c: &mut Cri) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match c.version().await {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed().as_secs() > 20 => return Err(e.context("Version")),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 async fn runtime_ready(c: &mut Cri, r: &mut Report) -> Result<()> {
