@@ -211,6 +211,12 @@ EOF
             "${C[@]}" run --rm --runtime io.containerd.paddock.v2 --runtime-config-path "$L/paddock-shim.toml" \
             --cgroup "/$CG_ROOT/ctr-t1" --fifo-dir "$L/fifo" "$APP_IMAGE" ctr-t1 sh -c 'echo hi; exit 0'
         expect_out "ctr run through the shim: output is 'hi'" '^hi$'
+        if [ -x "$(dirname "$E2E_SHIM")/paddock" ]; then
+            check_rc "ctr run --runtime io.containerd.paddock.v2 (no options: paddock next to the shim)" 0 \
+                "${C[@]}" run --rm --runtime io.containerd.paddock.v2 --cgroup "/$CG_ROOT/ctr-t2" \
+                --fifo-dir "$L/fifo" "$APP_IMAGE" ctr-t2 sh -c 'echo hi; exit 0'
+            expect_out "ctr run through the shim, no options: output is 'hi'" '^hi$'
+        fi
         find /sys/fs/cgroup -depth -type d -path "*/$CG_ROOT*" -exec rmdir {} + 2>/dev/null || true
     fi
 
