@@ -53,7 +53,7 @@ pub async fn oom(
     c.remove_container(&id).await.context("RemoveContainer oom")
 }
 
-async fn run(
+pub async fn run(
     c: &mut Cri,
     pod: &str,
     sandbox: &PodSandboxConfig,

@@ -214,3 +214,51 @@ pub async fn update(c: &mut Cri, r: &mut Report, id: &str) -> Result<()> {
     r.eq("app: updated cgroup limits seen inside", got, want.as_str());
     Ok(())
 }
+
+/// A privileged container: containerd's own capability set, the host's /dev, unconfined, /sys
+/// read-write; and an unprivileged one has none of that.
+pub async fn privileged(
+    c: &mut Cri,
+    r: &mut Report,
+    pod: &str,
+    sandbox: &k8s_cri::v1::PodSandboxConfig,
+    image: &str,
+    side: &str,
+) -> Result<()> {
+    let id = crate::exits::run(c, pod, sandbox, specs::privileged(image)).await?;
+    let st = c.exec(&id, &["cat", "/proc/self/status"], 10).await?;
+    // containerd runs as root here, with the bounding set this client has.
+    let own = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    r.eq(
+        "priv: CapEff is containerd's whole bounding set",
+        status_field(&st.stdout, "CapEff"),
+        status_field(&own, "CapBnd"),
+    );
+    r.eq(
+        "priv: Seccomp is 0",
+        status_field(&st.stdout, "Seccomp"),
+        Some("0"),
+    );
+    let dev = c.exec(&id, &["test", "-c", "/dev/kmsg"], 10).await?;
+    r.eq(
+        "priv: the host's devices are there (/dev/kmsg)",
+        dev.code,
+        0,
+    );
+    let dev = c.exec(side, &["test", "-e", "/dev/kmsg"], 10).await?;
+    r.check(
+        dev.code != 0,
+        "side: no host device (/dev/kmsg)",
+        "it is there",
+    );
+    let sys = c
+        .exec(&id, &["sh", "-c", "grep ' /sys ' /proc/mounts"], 10)
+        .await?;
+    r.check(
+        sys.stdout.contains(" rw,") || sys.stdout.contains(" rw "),
+        "priv: /sys is read-write",
+        sys.stdout.trim(),
+    );
+    c.stop_container(&id, 0).await?;
+    c.remove_container(&id).await
+}

@@ -150,6 +150,7 @@ async fn steps(c: &mut Cri, o: &Options, r: &mut Report, pod: &mut Option<String
     stats(c, r, &pod_id, &app).await?;
     inside::update(c, r, &app).await?;
     failed_start(c, r, &pod_id, &config, &o.image).await?;
+    inside::privileged(c, r, &pod_id, &config, &o.image, &side).await?;
     exits::job(c, r, &pod_id, &config, &o.image).await?;
     exits::oom(c, r, &pod_id, &config, &o.image).await?;
 

@@ -64,6 +64,8 @@ pub fn sandbox(uid: &str, log_directory: &str, cgroup_parent: &str) -> PodSandbo
             security_context: Some(LinuxSandboxSecurityContext {
                 namespace_options: Some(namespaces()),
                 seccomp: runtime_default_seccomp(),
+                // The kubelet marks the sandbox privileged when a container of the pod is.
+                privileged: true,
                 ..Default::default()
             }),
             ..Default::default()
@@ -184,5 +186,15 @@ pub fn oom(image: &str) -> ContainerConfig {
         memory_limit_in_bytes: 32 << 20,
         ..Default::default()
     });
+    c
+}
+
+/// A privileged container (as CNI and storage daemons run): every capability containerd has,
+/// the host's devices, no seccomp, /sys writable.
+pub fn privileged(image: &str) -> ContainerConfig {
+    let mut c = container("priv", image, &["sleep", "3600"]);
+    let linux = c.linux.get_or_insert_with(Default::default);
+    let sc = linux.security_context.get_or_insert_with(Default::default);
+    sc.privileged = true;
     c
 }
