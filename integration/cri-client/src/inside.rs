@@ -174,6 +174,22 @@ pub async fn exec_sync(c: &mut Cri, r: &mut Report, id: &str) -> Result<()> {
         (e.code, e.stdout.as_str(), e.stderr.as_str()),
         (3, "out\n", "err\n"),
     );
+    // An exec probe whose program is missing: the runtime's error reaches the kubelet.
+    match c.exec(id, &["/nonexistent-probe"], 10).await {
+        Ok(e) => r.fail(
+            "ExecSync of a missing program fails with an error",
+            format_args!("exit {}", e.code),
+        ),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            r.check(
+                msg.contains("nonexistent-probe"),
+                "ExecSync of a missing program fails, naming it",
+                &msg,
+            );
+            println!("  .. {msg}");
+        }
+    }
     let t = Instant::now();
     let res = c.exec(id, &["sleep", "30"], 1).await;
     let took = t.elapsed().as_secs_f64();
