@@ -117,7 +117,10 @@ hook() {
         if [ -z "$cgs" ]; then pass "no container cgroup left under */$CG_ROOT/pod*/"; else fail "cgroups left: $(echo $cgs)"; fi
         # The pod-level cgroups are the kubelet's to remove; do it as it would.
         find /sys/fs/cgroup -depth -type d -path "*/$CG_ROOT*" -exec rmdir {} + 2>/dev/null || true
-        empty_dir "no shim socket left in /run/containerd/s" /run/containerd/s
+        local socks
+        socks=$(comm -13 "$E2E_TMP/sockets.before" <({ ls -A /run/containerd/s 2>/dev/null || true; } | sort))
+        if [ -z "$socks" ]; then pass "no shim socket left in /run/containerd/s"; else
+            fail "shim sockets left in /run/containerd/s: $(echo $socks)"; fi
         empty_dir "paddock state root empty" "$(class_root "$class")"
         empty_dir "no task bundle left" "$E2E_TMP/state/io.containerd.runtime.v2.task/$NS"
         empty_dir "no CRI sandbox state left" "$E2E_TMP/state/io.containerd.grpc.v1.cri/sandboxes"
@@ -131,6 +134,7 @@ hook() {
 run_class() {
     local class=$1 line start=$SECONDS failed=$E2E_FAIL
     export CRI_CLASS=$class
+    { ls -A /run/containerd/s 2>/dev/null || true; } | sort >"$E2E_TMP/sockets.before"
     while IFS= read -r line; do
         case $line in
             PASS:*) pass "[$class] ${line#PASS: }" ;;
@@ -229,6 +233,7 @@ EOF
 inner_cleanup() {
     local rc=$?
     set +e
+    [ $rc = 0 ] || fail "the script stopped early (exit $rc)"
     local c
     for c in $("${C[@]}" task ls -q 2>/dev/null); do
         "${C[@]}" task kill -s SIGKILL "$c" >/dev/null 2>&1; sleep 0.2
