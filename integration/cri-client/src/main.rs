@@ -17,6 +17,7 @@ mod probe;
 mod report;
 mod scenario;
 mod specs;
+mod steps;
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ use crate::exits;
 use crate::inside;
 use crate::report::Report;
 use crate::specs::{self, NAMESPACE, POD};
+use crate::steps;
 use anyhow::{Context, Result};
 use k8s_cri::v1::*;
 use std::os::unix::fs::PermissionsExt;
@@ -147,15 +148,15 @@ async fn steps(c: &mut Cri, o: &Options, r: &mut Report, pod: &mut Option<String
     inside::side(c, r, &side).await?;
     inside::namespaces(c, r, &app, &side).await?;
     inside::exec_sync(c, r, &app).await?;
-    stats(c, r, &pod_id, &app).await?;
+    steps::stats(c, r, &pod_id, &app).await?;
     inside::update(c, r, &app).await?;
-    failed_start(c, r, &pod_id, &config, &o.image).await?;
+    steps::failed_start(c, r, &pod_id, &config, &o.image).await?;
     inside::privileged(c, r, &pod_id, &config, &o.image, &side).await?;
     exits::job(c, r, &pod_id, &config, &o.image).await?;
     exits::oom(c, r, &pod_id, &config, &o.image).await?;
 
-    stop(c, r, "app", &app, 10, 0).await?;
-    stop(c, r, "side", &side, 2, 137).await?;
+    steps::stop(c, r, "app", &app, 10, 0).await?;
+    steps::stop(c, r, "side", &side, 2, 137).await?;
     let log = std::fs::read_to_string(log_dir.join("app/0.log")).unwrap_or_default();
     r.check(
         log.contains(" stdout F app-started") && log.contains(" stdout F app-term"),
@@ -260,7 +261,7 @@ fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-async fn create(
+pub async fn create(
     c: &mut Cri,
     pod: &str,
     sandbox: &PodSandboxConfig,
@@ -287,136 +288,5 @@ async fn hook(o: &Options, args: &[&str]) -> Result<()> {
     let Some(prog) = &o.hook else { return Ok(()) };
     let st = tokio::process::Command::new(prog).args(args).status().await;
     st.with_context(|| format!("run hook {}", prog.display()))?;
-    Ok(())
-}
-
-async fn stats(c: &mut Cri, r: &mut Report, pod: &str, app: &str) -> Result<()> {
-    let req = ContainerStatsRequest {
-        container_id: app.into(),
-    };
-    let st =
-        c.rt.container_stats(req)
-            .await
-            .map_err(status)
-            .context("ContainerStats")?;
-    let st = st.into_inner().stats.unwrap_or_default();
-    let cpu = st
-        .cpu
-        .and_then(|c| c.usage_core_nano_seconds)
-        .map(|v| v.value);
-    r.check(
-        cpu.unwrap_or(0) > 0,
-        "ContainerStats: CPU usage",
-        format_args!("{cpu:?}"),
-    );
-    let mem = st.memory.and_then(|m| m.working_set_bytes).map(|v| v.value);
-    r.check(
-        mem.unwrap_or(0) > 0,
-        "ContainerStats: memory working set",
-        format_args!("{mem:?}"),
-    );
-    let filter = ContainerStatsFilter {
-        pod_sandbox_id: pod.into(),
-        ..Default::default()
-    };
-    let req = ListContainerStatsRequest {
-        filter: Some(filter),
-    };
-    let list =
-        c.rt.list_container_stats(req)
-            .await
-            .map_err(status)
-            .context("ListContainerStats")?;
-    let list = list.into_inner().stats;
-    let with_cpu = list
-        .iter()
-        .filter(|s| {
-            s.cpu
-                .as_ref()
-                .and_then(|c| c.usage_core_nano_seconds.as_ref())
-                .is_some()
-        })
-        .count();
-    r.eq(
-        "ListContainerStats: both containers of the pod, with CPU usage",
-        (list.len(), with_cpu),
-        (2, 2),
-    );
-    Ok(())
-}
-
-/// The kubelet's RunContainerError: create succeeds, start fails with the runtime's reason.
-async fn failed_start(
-    c: &mut Cri,
-    r: &mut Report,
-    pod: &str,
-    sandbox: &PodSandboxConfig,
-    image: &str,
-) -> Result<()> {
-    let bad = create(c, pod, sandbox, specs::bad(image)).await?;
-    let req = StartContainerRequest {
-        container_id: bad.clone(),
-    };
-    match c.rt.start_container(req).await.map_err(status) {
-        Ok(_) => r.fail("StartContainer of a missing program fails", "it started"),
-        Err(e) => {
-            let msg = format!("{e:#}");
-            r.check(
-                msg.contains("nonexistent-program"),
-                "StartContainer of a missing program fails, naming it",
-                &msg,
-            );
-            println!("  .. {msg}");
-        }
-    }
-    let st = c.container_status(&bad).await?;
-    r.check(
-        st.state != ContainerState::ContainerRunning as i32,
-        "ContainerStatus of the failed container: not running",
-        format_args!("state {}", st.state),
-    );
-    c.remove_container(&bad)
-        .await
-        .context("RemoveContainer bad")
-}
-
-/// StopContainer with a grace period; the exit code tells SIGTERM handled (0) from SIGKILL (137).
-async fn stop(
-    c: &mut Cri,
-    r: &mut Report,
-    name: &str,
-    id: &str,
-    grace: i64,
-    code: i32,
-) -> Result<()> {
-    let t = Instant::now();
-    c.stop_container(id, grace)
-        .await
-        .with_context(|| format!("StopContainer {name}"))?;
-    let took = t.elapsed();
-    let st = c.container_status(id).await?;
-    r.eq(
-        &format!("StopContainer {name}: EXITED"),
-        st.state,
-        ContainerState::ContainerExited as i32,
-    );
-    r.eq(
-        &format!("StopContainer {name}: exit code"),
-        st.exit_code,
-        code,
-    );
-    let in_time = if code == 0 {
-        took.as_secs() < 5
-    } else {
-        took.as_secs_f64() >= grace as f64 - 0.5 && took.as_secs() < grace as u64 + 8
-    };
-    r.check(
-        in_time,
-        &format!(
-            "StopContainer {name} (grace {grace}s) took {} ms",
-            took.as_millis()
-        ),
-        "out of range",
-    );
     Ok(())
 }
