@@ -8,11 +8,16 @@ SHIM := target/$(TARGET)/release/containerd-shim-paddock-v2
 # executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
 APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq criu
-# test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).
-E2E_APT_PACKAGES := containerd podman
+# test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman);
+# protoc builds the CRI types of the test-only CRI client.
+E2E_APT_PACKAGES := containerd podman protobuf-compiler
+# integration/cri.sh's CRI client: its own workspace and lock file, so that tonic/tokio stay out
+# of paddock's. A debug build: it is built from scratch in CI, where that is the faster one.
+CRI_CLIENT_MANIFEST := integration/cri-client/Cargo.toml
+CRI_CLIENT := integration/cri-client/target/debug/cri-client
 DEMO_DIR := demo
 
-.PHONY: all deps build demo test test-unit test-integration test-e2e test-v2 test-systemd bench bench-deps bench-shim bench-v2 lint install clean
+.PHONY: all deps build demo test test-unit test-integration test-e2e cri-client cri-client-deps test-v2 test-systemd bench bench-deps bench-shim bench-v2 lint install clean
 
 all: build
 
@@ -40,16 +45,24 @@ test-unit:
 test-integration: build
 	PADDOCK_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --no-fail-fast --test '*' -- --test-threads=4
 
-# containerd 1.6 and Podman 4.3 from Debian, each in a private mount namespace, paddock as runtime
-# (containerd through its runc shim, and through ours: shim.sh runs the shim next to $(BIN)).
-test-e2e: build
+# containerd 1.6 (ctr through its runc shim and through ours, and its CRI plugin as a kubelet
+# drives it) and Podman 4.3 from Debian, each in a private mount namespace, paddock as runtime.
+test-e2e: build cri-client
 	@missing=""; for p in $(E2E_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@rc=0; integration/containerd.sh $(CURDIR)/$(BIN) || rc=1; integration/shim.sh $(CURDIR)/$(BIN) || rc=1; \
-		integration/podman.sh $(CURDIR)/$(BIN) || rc=1; exit $$rc
+	integration/podman.sh $(CURDIR)/$(BIN) || rc=1; \
+	CRI_CLIENT=$(CURDIR)/$(CRI_CLIENT) integration/cri.sh $(CURDIR)/$(BIN) || rc=1; exit $$rc
+
+cri-client-deps:
+	@dpkg -s protobuf-compiler >/dev/null 2>&1 || { echo "installing: protobuf-compiler"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null; }
+
+cri-client: cri-client-deps
+	$(CARGO) build --locked --manifest-path $(CRI_CLIENT_MANIFEST)
 
 # Pure cgroup v2: Debian's own kernel booted with cgroup_no_v1=all under QEMU (software
 # emulation) over the host's root, read-only; the tests that exercise cgroups, and AppArmor
@@ -88,9 +101,11 @@ bench-v2: build bench-deps
 	@mkdir -p bench/out
 	integration/guest/boot.sh bench/guest.sh $(CURDIR)/$(BIN) | tee bench/out/report-v2.txt
 
-lint:
+lint: cri-client-deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path $(CRI_CLIENT_MANIFEST)
+	$(CARGO) clippy --locked --manifest-path $(CRI_CLIENT_MANIFEST) --all-targets -- -D warnings
 
 # The binary, shell completions (from `paddock completion`) and man pages (paddock-man renders
 # them from the same CLI definition) in the standard places under PREFIX.
@@ -108,4 +123,5 @@ install: build
 
 clean:
 	$(CARGO) clean
+	$(CARGO) clean --manifest-path $(CRI_CLIENT_MANIFEST)
 	rm -rf $(DEMO_DIR)

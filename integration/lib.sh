@@ -1,4 +1,4 @@
-# Shared helpers for integration/containerd.sh and integration/podman.sh (sourced, not run).
+# Shared helpers for integration/containerd.sh, cri.sh and podman.sh (sourced, not run).
 #
 # Model: the script is started on the host ("outer"). It records the host's state, then re-runs
 # itself ("inner") under `unshare --mount --propagation private`, where tmpfs mounts hide every
@@ -46,21 +46,28 @@ make_rootfs() {
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
 }
 
-# OCI image layout tar with one uncompressed layer (integration.md 4.1).
-make_oci_image() { # ROOTFS OUTDIR -> OUTDIR/busybox-oci.tar
-    local r=$1 o=$2 b=$2/oci/blobs/sha256 layer cfg man ls cs ms
+# OCI image layout tar with one uncompressed layer (integration.md 4.1), holding one image per
+# NAME CMD_JSON pair over the same layer; without pairs, docker.io/library/busybox:local running sh.
+make_oci_image() { # ROOTFS OUTDIR [NAME CMD_JSON]... -> OUTDIR/busybox-oci.tar
+    local r=$1 o=$2 b=$2/oci/blobs/sha256 layer cfg man ls cs ms manifests=""
+    shift 2
+    [ $# -gt 0 ] || set -- docker.io/library/busybox:local '["sh"]'
     mkdir -p "$b"
     tar --numeric-owner --owner=0 --group=0 -C "$r" -cf "$o/layer.tar" .
     layer=$(sha256sum "$o/layer.tar" | cut -d' ' -f1); ls=$(stat -c %s "$o/layer.tar")
     mv "$o/layer.tar" "$b/$layer"
-    printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-        "$layer" >"$o/cfg"
-    cfg=$(sha256sum "$o/cfg" | cut -d' ' -f1); cs=$(stat -c %s "$o/cfg"); mv "$o/cfg" "$b/$cfg"
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
-        "$cfg" "$cs" "$layer" "$ls" >"$o/man"
-    man=$(sha256sum "$o/man" | cut -d' ' -f1); ms=$(stat -c %s "$o/man"); mv "$o/man" "$b/$man"
-    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"docker.io/library/busybox:local","org.opencontainers.image.ref.name":"local"}}]}' \
-        "$man" "$ms" >"$o/oci/index.json"
+    while [ $# -ge 2 ]; do
+        printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+            "$2" "$layer" >"$o/cfg"
+        cfg=$(sha256sum "$o/cfg" | cut -d' ' -f1); cs=$(stat -c %s "$o/cfg"); mv "$o/cfg" "$b/$cfg"
+        printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+            "$cfg" "$cs" "$layer" "$ls" >"$o/man"
+        man=$(sha256sum "$o/man" | cut -d' ' -f1); ms=$(stat -c %s "$o/man"); mv "$o/man" "$b/$man"
+        manifests="$manifests${manifests:+,}$(printf '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}' \
+            "$man" "$ms" "$1" "${1##*:}")"
+        shift 2
+    done
+    printf '{"schemaVersion":2,"manifests":[%s]}' "$manifests" >"$o/oci/index.json"
     echo '{"imageLayoutVersion":"1.0.0"}' >"$o/oci/oci-layout"
     tar -C "$o/oci" -cf "$o/busybox-oci.tar" oci-layout index.json blobs
 }
@@ -171,7 +178,9 @@ e2e_main() {
         read -r p f <"$E2E_TMP/counts"
         E2E_PASS=$((E2E_PASS + p)); E2E_FAIL=$((E2E_FAIL + f))
     fi
-    [ $rc = 0 ] || [ -f "$E2E_TMP/counts" ] || fail "inner part exited $rc before finishing"
+    # The inner part ends with `exit 0`: anything else is a stop half-way (set -e), even when its
+    # EXIT trap has written the counts so far.
+    [ $rc = 0 ] || fail "inner part exited $rc before finishing"
     e2e_outer_cleanup
     trap - EXIT
     host_verify "$E2E_TMP/snap"
