@@ -180,9 +180,6 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     if linux.time_offsets().is_some() && !ns.new_time {
         bail!("linux.timeOffsets: offsets need a new time namespace");
     }
-    if ns.join_of(libc::CLONE_NEWUSER).is_some() && ns.clone_flags != 0 {
-        bail!("linux.namespaces: joining a user namespace by path while creating other namespaces is not supported");
-    }
     if let Some(r) = linux.resources() {
         crate::linux::cgroups::resources::validate(r)?;
         // The rules as v2's program reduces them, on v1 too: runc refuses a rule that

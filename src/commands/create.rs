@@ -101,8 +101,17 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .save(&container)
         .and_then(|()| sd.save_config(&bundle.spec))
         .and_then(|()| super::notify_socket::pass_env(&mut bundle.spec))
-        .and_then(|()| Cgroup::create(&cg_rel))
-        .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
+        .and_then(|()| {
+            if g.rootless_cgroups {
+                let explicit = cgroups_path
+                    .as_ref()
+                    .is_some_and(|p| !p.as_os_str().is_empty());
+                crate::linux::rootless::make_cgroup(&cg_rel, explicit, &bundle.spec)
+            } else {
+                Cgroup::create(&cg_rel)
+                    .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec))
+            }
+        })
         .and_then(|cg| {
             crate::logger::debug(&format!("cgroup {} made, limits set", cg_rel.display()));
             let r = launch(&sd, &bundle, args, console, &cg, &mut container);

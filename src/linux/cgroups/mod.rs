@@ -184,6 +184,15 @@ impl Cgroup {
         }
     }
 
+    /// No cgroup at all: a rootless container where none could be made.
+    pub fn none() -> Cgroup {
+        Cgroup {
+            dirs: Vec::new(),
+            hiers: Vec::new(),
+            made: Made::default(),
+        }
+    }
+
     /// The cgroup of an existing container (directories that still exist).
     pub fn open(rel: &Path) -> Result<Cgroup> {
         let mut cg = Cgroup {
