@@ -18,6 +18,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub ns: namespaces::Plan,
+    /// The id-mapping of each mount (idmap.rs), None where it has none.
+    pub mount_idmaps: Vec<Option<crate::linux::idmap::MountIdmap>>,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
@@ -30,6 +32,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let (spec, ignored_caps) = parse_lenient(&data)?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
+    let mount_idmaps = crate::linux::idmap::parse(&data, &spec, &ns)?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;
     crate::logger::debug(&format!(
@@ -44,6 +47,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         dir,
         rootfs,
         ns,
+        mount_idmaps,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod devices;
 pub mod exeseal;
 pub mod hooks;
+pub mod idmap;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;

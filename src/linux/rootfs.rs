@@ -449,7 +449,7 @@ pub(crate) fn mount_cgroup(
             opts.flags = flags;
             opts.is_bind = true;
             opts.is_recursive_bind = true;
-            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts)
+            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts, None)
                 .with_context(|| format!("bind the container's cgroup on {}", sub.display()))?;
         }
         let name = name.to_string_lossy();
@@ -482,7 +482,7 @@ fn mount_cgroupfs(
             opts.flags = flags;
             opts.is_bind = true;
             opts.is_recursive_bind = true;
-            bind_into_root(root, dest, host, &opts)
+            bind_into_root(root, dest, host, &opts, None)
         }
         Err(e) => Err(e).with_context(|| format!("mount {fstype} on {}", dest.display())),
     }

@@ -24,6 +24,8 @@ use crate::spec::{find_program, Bundle, Probe};
 pub struct InitArgs<'a> {
     /// Enter a joined user namespace and fork once more first (hop.rs).
     pub hop: Option<super::hop::Hop<'a>>,
+    /// Mount trees the parent opened, by mount index (idmap.rs).
+    pub trees: Vec<Option<crate::linux::idmap::Tree>>,
     pub bundle: &'a Bundle,
     pub id: &'a str,
     pub chan: Channel,
@@ -128,6 +130,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         spec.mounts().as_deref().unwrap_or_default(),
         &a.bundle.dir,
         in_userns,
+        &mut a.trees,
     )?;
     // A bind-mounted /dev is the caller's own: nothing is created in it (as runc).
     if !mounts::binds_dev(spec.mounts().as_deref().unwrap_or_default()) {

@@ -71,6 +71,13 @@ pub fn spawn_init(
         container.host_rootfs_mount = Some(HostRootfsMount { path, below });
     }
     let entry = cgroup.entry()?;
+    // With the host's credentials, before init exists: init inherits them.
+    let trees = crate::linux::idmap::open_trees(
+        &launch.bundle.spec,
+        &launch.bundle.mount_idmaps,
+        &launch.bundle.dir,
+        plan,
+    )?;
     let (parent_end, child_end) = channel::pair()?;
     let (restore, flags) = match hop {
         Some(_) => (Vec::new(), 0),
@@ -85,6 +92,7 @@ pub fn spawn_init(
         drop(parent_end);
         init::run(init::InitArgs {
             hop,
+            trees,
             bundle: launch.bundle,
             id: launch.id,
             chan: child_end,
