@@ -136,10 +136,10 @@ fn build() -> Result<Features> {
             // profiles and labels are applied where the host has the LSM.
             apparmor: Enabled { enabled: true },
             selinux: Enabled { enabled: true },
-            // Refused by spec::load (linux.intelRdt, mounts[].uidMappings, linux.netDevices).
+            // Refused by spec::load (linux.intelRdt, linux.netDevices).
             intel_rdt: Enabled { enabled: false },
             mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: false },
+                idmap: Enabled { enabled: true },
             },
             net_devices: Enabled { enabled: false },
         },

@@ -41,8 +41,13 @@ pub fn enter_and_fork(hop: Hop<'_>, chan: &Channel) -> Result<()> {
         }
     }
     namespaces::setns(&hop.user, libc::CLONE_NEWUSER, "user namespace")?;
-    // As runc: root in the namespace joined, as after creating one.
-    // SAFETY: plain id change.
+    // As runc: root in the namespace joined, as after creating one (files made
+    // before the process's own user applies must have mapped owners).
+    // SAFETY: plain id changes.
+    if unsafe { libc::setresgid(0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setresgid 0 in user namespace");
+    }
+    // SAFETY: as above.
     if unsafe { libc::setresuid(0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("setresuid 0 in user namespace");
     }
