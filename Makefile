@@ -6,7 +6,7 @@ BIN := target/$(TARGET)/release/paddock
 # glibc linked statically, non-PIE: one self-contained binary that ldd calls "not a dynamic
 # executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
-APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq uidmap
 # test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman).
 E2E_APT_PACKAGES := containerd podman
 DEMO_DIR := demo
@@ -52,7 +52,7 @@ test-e2e: build
 # emulation) over the host's root, read-only; the tests that exercise cgroups, and AppArmor
 # (which this host's kernel lacks), run inside (TEST or TEST:FILTER; the guest is slower,
 # so exec runs only its cgroup and AppArmor cases).
-V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ rootless
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 
