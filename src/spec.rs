@@ -32,6 +32,9 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let (spec, ignored_caps) = parse_lenient(&data)?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
+    if let (Some(j), Some(linux)) = (ns.join_of(libc::CLONE_NEWUSER), spec.linux()) {
+        crate::linux::userns::check_joined_maps(linux, j)?;
+    }
     let mount_idmaps = crate::linux::idmap::parse(&data, &spec, &ns)?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;

@@ -292,3 +292,29 @@ fn bad_maps_are_rejected_with_nothing_left() {
         env.assert_clean();
     }
 }
+
+#[test]
+fn maps_with_a_joined_user_namespace_must_be_its_own() {
+    let env = Env::new();
+    let mut sandbox = userns_bundle(&env);
+    sandbox.args(&["sleep", "100"]);
+    let sid = env.id("sandbox");
+    env.create(&sandbox, &sid).success();
+    let pid = env.state(&sid)["pid"].as_i64().unwrap();
+    let user = format!("/proc/{pid}/ns/user");
+    let mut b = env.bundle(&["true"]);
+    chown_tree(&b.rootfs, BASE);
+    b.set_namespace(json!({"type": "user", "path": user}));
+    // As containerd and CRI-O pass them: the namespace's own maps, accepted with a warning.
+    b.config(|c| {
+        let map = json!([{"containerID": 0, "hostID": BASE, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    let out = env.run(&b, &env.id("join")).success();
+    assert!(out.stderr.contains("give only one of the two"), "{out:?}");
+    b.config(|c| c["linux"]["uidMappings"][0]["hostID"] = json!(BASE + 1));
+    let out = env.run(&b, &env.id("join")).fails_with_one_line();
+    assert!(out.stderr.contains("non-matching mapping"), "{out:?}");
+    env.paddock(&["delete", "--force", &sid]).success();
+}

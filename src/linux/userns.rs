@@ -74,3 +74,92 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+/// The uid and gid maps of the user namespace `ns` names, as (containerID, hostID,
+/// size) sorted: a forked child enters it and reads its own maps.
+pub fn maps_of(ns: &std::os::fd::OwnedFd) -> Result<[Vec<(u32, u32, u32)>; 2]> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let (mut rd, wr) = std::io::pipe().context("pipe")?;
+    // SAFETY: fork of a single-threaded process; the child only reads and writes files.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(rd);
+        let mut wr = wr;
+        // SAFETY: setns on a valid fd.
+        let ok = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUSER) } == 0;
+        let text = ["uid_map", "gid_map"]
+            .map(|f| fs::read_to_string(format!("/proc/self/{f}")).unwrap_or_default());
+        let code = if ok && wr.write_all(text.join("--\n").as_bytes()).is_ok() {
+            0
+        } else {
+            1
+        };
+        // SAFETY: _exit has no preconditions.
+        unsafe { libc::_exit(code) }
+    }
+    drop(wr);
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork to read the maps");
+    }
+    let mut text = String::new();
+    let read = rd.read_to_string(&mut text);
+    let code = crate::process::wait_exit_code(pid)?;
+    read.context("read the maps")?;
+    if code != 0 {
+        bail!("cannot enter the user namespace to read its maps");
+    }
+    let mut parts = text.split("--\n").map(parse_map);
+    Ok([
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    ])
+}
+
+fn parse_map(text: &str) -> Vec<(u32, u32, u32)> {
+    let mut rows: Vec<(u32, u32, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace().map(|n| n.parse::<u32>());
+            Some((f.next()?.ok()?, f.next()?.ok()?, f.next()?.ok()?))
+        })
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// As runc: mappings given together with a user namespace joined by path must be
+/// that namespace's own (containerd and CRI-O pass both); a warning says so.
+pub fn check_joined_maps(linux: &Linux, join: &super::namespaces::Join) -> Result<()> {
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    if uid.is_empty() && gid.is_empty() {
+        return Ok(());
+    }
+    let fd = super::namespaces::open_ns(join)?;
+    let [have_uid, have_gid] = maps_of(&fd).context("linux.namespaces: user")?;
+    let rows = |maps: &[LinuxIdMapping]| {
+        let mut r: Vec<_> = maps
+            .iter()
+            .map(|m| (m.container_id(), m.host_id(), m.size()))
+            .collect();
+        r.sort_unstable();
+        r
+    };
+    if rows(uid) != have_uid || rows(gid) != have_gid {
+        bail!("linux.uidMappings: user namespaces enabled, but both namespace path and non-matching mapping specified -- you may only provide one");
+    }
+    crate::logger::warn("linux.uidMappings: given together with a user namespace to join by path; they match that namespace's own, so they are accepted, but give only one of the two");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_parse_sorted() {
+        let text = "      1000     200000      65536\n         0       1001          1\n";
+        assert_eq!(parse_map(text), [(0, 1001, 1), (1000, 200000, 65536)]);
+    }
+}
