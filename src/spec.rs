@@ -32,6 +32,10 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let (spec, ignored_caps) = parse_lenient(&data)?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
+    if !crate::linux::rootless::euid_is_root() && !ns.has(libc::CLONE_NEWUSER) {
+        // As runc: without privileges only a user namespace gives init the rights it needs.
+        bail!("linux.namespaces: rootless container requires user namespaces (paddock spec --rootless makes such a config)");
+    }
     if let (Some(j), Some(linux)) = (ns.join_of(libc::CLONE_NEWUSER), spec.linux()) {
         crate::linux::userns::check_joined_maps(linux, j)?;
     }

@@ -429,3 +429,21 @@ fn delegated_cgroup_v2_is_used_with_limits_and_pause() {
     as_user(&["delete", &id]).success();
     assert!(!cg.exists());
 }
+
+#[test]
+fn a_config_without_a_user_namespace_is_refused() {
+    let env = Env::new();
+    let u = User::new();
+    let root = user_root(&env, &u);
+    let b = env.bundle(&["true"]);
+    let id = env.id("rl");
+    let out = u
+        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
+        .fails_with_one_line();
+    assert!(
+        out.stderr
+            .contains("rootless container requires user namespaces"),
+        "{out:?}"
+    );
+    env.assert_clean();
+}
