@@ -158,7 +158,11 @@ fn a_new_user_runs_spec_rootless_and_run() {
     let b = Bundle::with_config(
         dir.clone(),
         cfg,
-        &["sh", "-c", "id -u; cat /proc/self/uid_map"],
+        &[
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; cat /proc/self/setgroups",
+        ],
     );
     let id = env.id("rl");
     let out = u
@@ -169,11 +173,13 @@ fn a_new_user_runs_spec_rootless_and_run() {
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    assert_eq!(
-        lines,
-        ["0".to_string(), format!("0 {} 1", u.uid)],
-        "{out:?}"
-    );
+    // A single map of the user's own ids: written directly, setgroups denied first.
+    let want = [
+        "0".to_string(),
+        format!("0 {} 1", u.uid),
+        "deny".to_string(),
+    ];
+    assert_eq!(lines, want, "{out:?}");
     // Without a delegated cgroup: run anyway, and say so.
     assert!(out.stderr.contains(NO_CGROUP), "{out:?}");
 }
@@ -258,8 +264,8 @@ fn several_ranges_go_through_newuidmap_and_map_ownership() {
     let out = u
         .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
         .success();
-    // Without CAP_SETGID on the host, setgroups is denied (as runc).
-    assert_eq!(out.stdout, "deny\n", "{out:?}");
+    // Maps through newgidmap: setgroups stays allowed (as runc 1.5).
+    assert_eq!(out.stdout, "allow\n", "{out:?}");
     let m = fs::metadata(data.join("mine")).unwrap();
     assert_eq!((m.uid(), m.gid()), (u.uid, u.gid));
     let m = fs::metadata(data.join("theirs")).unwrap();
@@ -446,4 +452,47 @@ fn a_config_without_a_user_namespace_is_refused() {
         "{out:?}"
     );
     env.assert_clean();
+}
+
+/// The same rootless bundle (two ranges: newuidmap/newgidmap) through runc and paddock
+/// as the same user: same exit code and output.
+#[test]
+fn rootless_run_matches_runc() {
+    use common::parity::{Rt, BOTH};
+    let env = Env::new();
+    let u = User::new();
+    let mut b = rootless_bundle(&env, &u, &[]);
+    b.config(|c| {
+        c["linux"]["uidMappings"] = json!([
+            {"containerID": 0, "hostID": u.uid, "size": 1},
+            {"containerID": 1, "hostID": u.sub_uid, "size": 65536}
+        ]);
+        c["linux"]["gidMappings"] = json!([
+            {"containerID": 0, "hostID": u.gid, "size": 1},
+            {"containerID": 1, "hostID": u.sub_gid, "size": 65536}
+        ]);
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; stat -c %u /",
+    ]);
+    let outs = BOTH.map(|rt: Rt| {
+        let root = env.rt_root(rt);
+        fs::create_dir_all(&root).unwrap();
+        chown(&root, Some(u.uid), Some(u.gid)).unwrap();
+        let id = env.id(rt.name());
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string()])
+            .args(["--clear-groups", "--"])
+            .arg(rt.bin())
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "-b", b.dir.to_str().unwrap(), &id])
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(std::process::Stdio::null());
+        env.output(c)
+    });
+    common::parity::assert_same("rootless run", &outs);
+    assert_eq!(outs[1].code, 0, "{outs:?}");
 }

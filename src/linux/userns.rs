@@ -15,15 +15,19 @@ use super::namespaces::map_text;
 
 /// Writes setgroups (where needed), uid_map and gid_map of `pid`'s user namespace.
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    // Without CAP_SETGID the kernel takes a gid map only after setgroups is denied
-    // (a user could otherwise drop groups that deny it access); as runc.
-    if !caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SETGID).unwrap_or(false)
-    {
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    // A user without privileges may write a map of its own gid only after setgroups
+    // is denied (it could otherwise drop groups that deny it access). As runc 1.5:
+    // only for exactly that map; other maps go through newgidmap, which decides.
+    // SAFETY: geteuid and getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let own_gid_only =
+        matches!(gid, [m] if m.container_id() == 0 && m.host_id() == egid && m.size() == 1);
+    if euid != 0 && own_gid_only {
         let path = format!("/proc/{pid}/setgroups");
         fs::write(&path, "deny").with_context(|| format!("write {path}"))?;
     }
-    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
-    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
     write_map(pid, "uid_map", "newuidmap", uid).context("linux.uidMappings")?;
     write_map(pid, "gid_map", "newgidmap", gid).context("linux.gidMappings")
 }
