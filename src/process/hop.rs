@@ -35,8 +35,7 @@ pub fn enter_and_fork(hop: Hop<'_>, chan: &Channel) -> Result<()> {
     // joined before we enter the container's; the others only after.
     let mut pending = Vec::new();
     for (fd, flag) in hop.for_children {
-        // SAFETY: setns on a valid namespace fd.
-        if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), flag) } != 0 {
+        if namespaces::setns(&fd, flag, "joined namespace").is_err() {
             pending.push((fd, flag));
         }
     }

@@ -46,14 +46,16 @@ pub fn spawn_init(
     let plan = &launch.bundle.ns;
     let mut joins = Vec::new();
     let mut for_children = Vec::new();
+    // A joined user namespace: pid and time are joined, and the namespaces to
+    // create made, inside it (hop.rs); otherwise the parent enters pid and time.
+    let hopping = plan.join_of(libc::CLONE_NEWUSER).is_some();
     for j in &plan.joins {
         if j.flag != libc::CLONE_NEWPID && j.flag != libc::CLONE_NEWTIME {
             joins.push((namespaces::open_ns(j)?, j.flag));
-        } else {
+        } else if hopping {
             for_children.push((namespaces::open_ns(j)?, j.flag));
         }
     }
-    // A joined user namespace: the namespaces to create must be made inside it (hop.rs).
     let hop = match joins.iter().position(|(_, f)| *f == libc::CLONE_NEWUSER) {
         Some(i) => Some(hop::Hop {
             user: joins.remove(i).0,
@@ -86,7 +88,6 @@ pub fn spawn_init(
             plan.clone_flags,
         ),
     };
-    let hopping = hop.is_some();
     let (pid, in_v2) = clone_into_cgroup(flags, entry.v2_fd());
     if pid == 0 {
         drop(parent_end);
