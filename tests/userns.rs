@@ -318,3 +318,25 @@ fn maps_with_a_joined_user_namespace_must_be_its_own() {
     assert!(out.stderr.contains("non-matching mapping"), "{out:?}");
     env.paddock(&["delete", "--force", &sid]).success();
 }
+
+#[test]
+fn joining_user_and_pid_namespaces_of_a_sandbox() {
+    let env = Env::new();
+    let mut sandbox = userns_bundle(&env);
+    sandbox.args(&["sleep", "100"]);
+    let sid = env.id("sandbox");
+    env.create(&sandbox, &sid).success();
+    env.paddock(&["start", &sid]).success();
+    let pid = env.state(&sid)["pid"].as_i64().unwrap();
+    // As a pod sharing its process namespace: user and pid joined, mount created.
+    let mut b = env.bundle(&[]);
+    chown_tree(&b.rootfs, BASE);
+    for ty in ["user", "pid"] {
+        b.set_namespace(json!({"type": ty, "path": format!("/proc/{pid}/ns/{ty}")}));
+    }
+    let out = env.run_sh(&mut b, "echo $$; ps -o pid,args | grep -c '[s]leep 100'");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_ne!(lines[0], "1", "{out:?}");
+    assert_eq!(lines[1], "1", "the sandbox's process is visible: {out:?}");
+    env.paddock(&["delete", "--force", &sid]).success();
+}
