@@ -36,6 +36,9 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         // As runc: without privileges only a user namespace gives init the rights it needs.
         bail!("linux.namespaces: rootless container requires user namespaces (paddock spec --rootless makes such a config)");
     }
+    if !crate::linux::rootless::euid_is_root() {
+        crate::linux::rootless::check_mount_ids(&spec)?;
+    }
     if let (Some(j), Some(linux)) = (ns.join_of(libc::CLONE_NEWUSER), spec.linux()) {
         crate::linux::userns::check_joined_maps(linux, j)?;
     }

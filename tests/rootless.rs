@@ -496,3 +496,25 @@ fn rootless_run_matches_runc() {
     common::parity::assert_same("rootless run", &outs);
     assert_eq!(outs[1].code, 0, "{outs:?}");
 }
+
+#[test]
+fn mount_ids_outside_the_maps_are_refused() {
+    let env = Env::new();
+    let u = User::new();
+    let root = user_root(&env, &u);
+    let mut b = rootless_bundle(&env, &u, &["true"]);
+    // runc's default devpts option: gid 5 is not mapped by a single-id map.
+    b.add_mount(json!({
+        "destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["gid=5"]
+    }));
+    let id = env.id("rl");
+    let out = u
+        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
+        .fails_with_one_line();
+    assert!(
+        out.stderr
+            .contains("cannot specify gid=5 mount option for rootless container"),
+        "{out:?}"
+    );
+    env.assert_clean();
+}

@@ -80,6 +80,41 @@ pub fn is_permission_error(e: &anyhow::Error) -> bool {
     })
 }
 
+/// As runc for a user without privileges: a mount's uid=/gid= option must name an
+/// id the container's maps cover (the kernel would refuse it later, less clearly).
+pub fn check_mount_ids(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uid = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or_default();
+    let gid = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or_default();
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        for opt in m.options().as_deref().unwrap_or_default() {
+            let (maps, value) = match (opt.strip_prefix("uid="), opt.strip_prefix("gid=")) {
+                (Some(v), _) => (uid, v),
+                (_, Some(v)) => (gid, v),
+                _ => continue,
+            };
+            // As runc: a value that is not a number is left to the filesystem.
+            let Ok(id) = value.parse::<u32>() else {
+                continue;
+            };
+            if !super::namespaces::maps_contain(maps, id) {
+                bail!("mounts[{i}].options: cannot specify {opt} mount option for rootless container: the id is not mapped in the user namespace");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The container's cgroup with `--rootless` (runc's rootless cgroup manager): made
 /// where the user may (a delegated v2 subtree named by linux.cgroupsPath), else the
 /// container goes without one, with a warning, unless it asks for a cgroup path or
