@@ -7,7 +7,7 @@ SHIM := target/$(TARGET)/release/containerd-shim-paddock-v2
 # glibc linked statically, non-PIE: one self-contained binary that ldd calls "not a dynamic
 # executable" and that starts without relocation work (libseccomp is static via .cargo/config.toml).
 STATIC_FLAGS := -C target-feature=+crt-static -C relocation-model=static
-APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq criu
+APT_PACKAGES := libseccomp-dev busybox-static runc hyperfine time iproute2 procps jq criu uidmap
 # test-e2e only: the real callers, started privately by integration/*.sh (conmon comes with podman);
 # protoc builds the CRI types of the test-only CRI client.
 E2E_APT_PACKAGES := containerd podman protobuf-compiler
@@ -68,8 +68,8 @@ cri-client: cri-client-deps
 # emulation) over the host's root, read-only; the tests that exercise cgroups, and AppArmor
 # (which this host's kernel lacks), run inside (TEST or TEST:FILTER; the guest is slower,
 # so exec runs only its cgroup and AppArmor cases; fields: SCHED_FIFO and the CPU affinity
-# of an exec cloned into its v2 cgroup; checkpoint: CRIU works on this kernel).
-V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint
+# of an exec cloned into its v2 cgroup; checkpoint: CRIU works on this kernel; rootless: a delegated v2 subtree).
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint rootless
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 

@@ -28,8 +28,9 @@ pub struct Cli {
     /// use the systemd cgroup driver (remembered in the container's state)
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// accepted for compatibility: true, false or auto (before the command, as in runc;
-    /// `spec --rootless` is the spec command's own flag)
+    /// ignore cgroup permission errors: true, false or auto (the default: true for a
+    /// user without privileges; before the command, as in runc; `spec --rootless` is
+    /// the spec command's own flag)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// print the version

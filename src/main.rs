@@ -10,7 +10,6 @@ mod spec;
 mod state;
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::error::ErrorKind;
@@ -57,15 +56,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         print_stdout(&version());
         return Ok(0);
     }
-    match cli.rootless.as_deref() {
-        // As root, runc's "auto" means not rootless.
-        None | Some("false") | Some("auto") => {}
-        Some("true") => anyhow::bail!("--rootless: rootless mode is not supported"),
-        Some(v) => anyhow::bail!("--rootless: invalid value {v:?} (true, false or auto)"),
-    }
+    let rootless_cgroups = linux::rootless::rootless_cgroups(cli.rootless.as_deref())?;
+    let (root, from_xdg) = match &cli.root {
+        Some(r) => (r.clone(), false),
+        None => linux::rootless::default_root(),
+    };
     let g = Globals {
-        root: cli.root.clone().unwrap_or_else(default_root),
+        root,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless_cgroups,
     };
     let Some(command) = &cli.command else {
         anyhow::bail!("no command given (try --help)");
@@ -80,6 +79,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     ) {
         // These put a process into a container: run them from a sealed copy.
         linux::exeseal::ensure_sealed()?;
+    }
+    if from_xdg {
+        linux::rootless::prepare_xdg_root(&g.root)?;
     }
     match command {
         Command::Create(a) => commands::create::create(&g, a)?,
@@ -113,20 +115,6 @@ fn one_line_usage_error(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     lines.join(" ").trim_start_matches("error: ").to_string()
-}
-
-/// `/run/paddock` for root whatever the environment says (Podman passes an empty
-/// XDG_RUNTIME_DIR); `$XDG_RUNTIME_DIR/paddock` for other users.
-fn default_root() -> PathBuf {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from(state::DEFAULT_ROOT);
-    }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("paddock"),
-        // SAFETY: geteuid cannot fail.
-        None => PathBuf::from(format!("/tmp/paddock-{}", unsafe { libc::geteuid() })),
-    }
 }
 
 fn version() -> String {

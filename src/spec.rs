@@ -22,6 +22,8 @@ pub struct Bundle {
     pub ns: namespaces::Plan,
     /// The fields read apart from the typed parse (see spec/attrs.rs).
     pub attrs: attrs::Attrs,
+    /// The id-mapping of each mount (idmap.rs), None where it has none.
+    pub mount_idmaps: Vec<Option<crate::linux::idmap::MountIdmap>>,
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
@@ -38,6 +40,17 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let ns = validate(&spec)?;
     attrs.process.validate("")?;
     attrs.linux.validate(ns.has(libc::CLONE_NEWNET))?;
+    if !crate::linux::rootless::euid_is_root() && !ns.has(libc::CLONE_NEWUSER) {
+        // As runc: without privileges only a user namespace gives init the rights it needs.
+        bail!("linux.namespaces: rootless container requires user namespaces (paddock spec --rootless makes such a config)");
+    }
+    if !crate::linux::rootless::euid_is_root() {
+        crate::linux::rootless::check_mount_ids(&spec)?;
+    }
+    if let (Some(j), Some(linux)) = (ns.join_of(libc::CLONE_NEWUSER), spec.linux()) {
+        crate::linux::userns::check_joined_maps(linux, j)?;
+    }
+    let mount_idmaps = crate::linux::idmap::parse(&data, &spec, &ns)?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;
     crate::logger::debug(&format!(
@@ -53,6 +66,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         rootfs,
         ns,
         attrs,
+        mount_idmaps,
     })
 }
 
@@ -189,9 +203,6 @@ fn validate(spec: &Spec) -> Result<namespaces::Plan> {
     }
     if linux.time_offsets().is_some() && !ns.new_time {
         bail!("linux.timeOffsets: offsets need a new time namespace");
-    }
-    if ns.join_of(libc::CLONE_NEWUSER).is_some() && ns.clone_flags != 0 {
-        bail!("linux.namespaces: joining a user namespace by path while creating other namespaces is not supported");
     }
     if let Some(r) = linux.resources() {
         crate::linux::cgroups::resources::validate(r)?;

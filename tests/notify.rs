@@ -442,3 +442,40 @@ fn exec_processes_do_not_get_the_notify_socket() {
     common::parity::assert_same("exec env", &outs);
     assert_eq!(outs[1].stdout, "[]\n");
 }
+
+/// runc 1.1.5 never gets READY= here (init cannot reach the socket's directory);
+/// runc 1.5 opens the bind source for init from the host side, as paddock does.
+#[test]
+fn notify_socket_works_in_a_user_namespace() {
+    let env = Env::new();
+    let rt = Rt::Paddock;
+    let out = env.mkdir("out");
+    let mut b = notify_bundle(&env, &out, "/sdnotify READY=1; exec sleep 1000");
+    // The container's root is host 100000: it cannot reach the runtime's 0700
+    // state directory, where the socket lives.
+    b.set_namespace(serde_json::json!({"type": "user"}));
+    b.config(|c| {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    });
+    // Owned by the container's root, as image tools prepare it for a user namespace.
+    let st = Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(&b.rootfs)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (sock, path) = listener(&env, "userns.sock");
+    let id = env.id(rt.name());
+    let mut run = with_notify(
+        env.rt_cmd(rt, &["run", "-d", "-b", b.dir.to_str().unwrap(), &id]),
+        &path,
+    );
+    let mut run = run.stdout(Stdio::null()).spawn().unwrap();
+    let ready = recv_msg(&sock);
+    assert_eq!(ready, Some(("READY=1\n".to_string(), 0)));
+    assert!(run.wait().unwrap().success());
+    env.rt(rt, &["delete", "--force", &id]).success();
+}

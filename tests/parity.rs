@@ -416,12 +416,11 @@ fn rootless_flag_values() {
     for rt in BOTH {
         fs::create_dir_all(env.rt_root(rt)).unwrap();
     }
-    for v in ["false", "auto"] {
+    for v in ["true", "false", "auto"] {
         let outs = side_by_side(|rt| env.rt(rt, &["--rootless", v, "list", "-q"]));
         assert_same(&format!("--rootless {v}"), &outs);
     }
-    // Rootless mode is not implemented: refused, never ignored.
-    let out = env.paddock(&["--rootless", "true", "list"]);
+    let out = env.paddock(&["--rootless", "maybe", "list"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("not supported"), "{out:?}");
+    assert!(out.stderr.contains("--rootless: invalid value"), "{out:?}");
 }

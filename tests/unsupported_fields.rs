@@ -22,8 +22,6 @@ enum Fate {
 /// The fields paddock refuses (its table in src/spec/unsupported.rs, and linux.intelRdt
 /// in src/linux/intel_rdt.rs; runc applies them all).
 const REFUSED: &[&str] = &[
-    "mounts[].uidMappings",
-    "mounts[].gidMappings",
     "linux.intelRdt",
     "linux.mountLabel",
 ];
@@ -84,14 +82,14 @@ const SPEC_FIELDS: &[(&str, Fate)] = &[
     ("mounts[].destination", Applied),
     ("mounts[].options", Applied),
     ("mounts[].type", Applied),
-    ("mounts[].uidMappings", Refused),
-    ("mounts[].uidMappings[].containerID", Refused),
-    ("mounts[].uidMappings[].hostID", Refused),
-    ("mounts[].uidMappings[].size", Refused),
-    ("mounts[].gidMappings", Refused),
-    ("mounts[].gidMappings[].containerID", Refused),
-    ("mounts[].gidMappings[].hostID", Refused),
-    ("mounts[].gidMappings[].size", Refused),
+    ("mounts[].uidMappings", Applied),
+    ("mounts[].uidMappings[].containerID", Applied),
+    ("mounts[].uidMappings[].hostID", Applied),
+    ("mounts[].uidMappings[].size", Applied),
+    ("mounts[].gidMappings", Applied),
+    ("mounts[].gidMappings[].containerID", Applied),
+    ("mounts[].gidMappings[].hostID", Applied),
+    ("mounts[].gidMappings[].size", Applied),
     ("root", Applied),
     ("root.path", Applied),
     ("root.readonly", Applied),

@@ -117,6 +117,12 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         .and_then(|()| super::notify_socket::pass_env(&mut bundle.spec))
         .and_then(|()| match sysd {
             Some(_) => Ok(Cgroup::none()),
+            None if g.rootless_cgroups => {
+                let explicit = cgroups_path
+                    .as_ref()
+                    .is_some_and(|p| !p.as_os_str().is_empty());
+                crate::linux::rootless::make_cgroup(&cg_rel, explicit, &bundle.spec)
+            }
             None => Cgroup::create(&cg_rel)
                 .and_then(|cg| cgroups::resources::apply_spec(cg, &bundle.spec)),
         })

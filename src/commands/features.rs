@@ -144,14 +144,14 @@ fn build() -> Result<Features> {
             // profiles and labels are applied where the host has the LSM.
             apparmor: Enabled { enabled: true },
             selinux: Enabled { enabled: true },
-            // Refused by spec::load (linux.intelRdt, mounts[].uidMappings).
+            // Refused by spec::load (linux.intelRdt without resctrl).
             intel_rdt: Enabled { enabled: false },
             memory_policy: MemoryPolicy {
                 modes: attrs::MEMORY_POLICY_MODES.iter().map(|(n, _)| *n).collect(),
                 flags: attrs::MEMORY_POLICY_FLAGS.iter().map(|(n, _)| *n).collect(),
             },
             mount_extensions: MountExtensions {
-                idmap: Enabled { enabled: false },
+                idmap: Enabled { enabled: true },
             },
             net_devices: Enabled { enabled: true },
         },

@@ -28,4 +28,6 @@ use std::path::PathBuf;
 pub struct Globals {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// `--rootless`: the container may go without a cgroup where none can be made.
+    pub rootless_cgroups: bool,
 }

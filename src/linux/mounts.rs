@@ -14,6 +14,8 @@ use nix::sys::stat::{fstat, fstatat, SFlag};
 use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC};
 use oci_spec::runtime::Mount;
 
+use crate::linux::idmap::Tree;
+
 mod options;
 pub(crate) use options::{
     known_options, parse_options, propagation_flags, MountOptions, MS_NOSYMFOLLOW,
@@ -75,14 +77,6 @@ pub fn validate(mounts: &[Mount]) -> Result<()> {
         if bind && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             bail!("mounts[{i}].source: required for a bind mount");
         }
-        let idmap = m
-            .options()
-            .iter()
-            .flatten()
-            .any(|o| o == "idmap" || o == "ridmap");
-        if idmap {
-            bail!("mounts[{i}]: id-mapped mounts are not supported");
-        }
         if bind && !opts.data.is_empty() {
             bail!(
                 "mounts[{i}].options: bind mounts cannot have any filesystem-specific options applied (got {:?})",
@@ -111,6 +105,7 @@ pub fn mount_all(
     mounts: &[Mount],
     bundle: &Path,
     in_userns: bool,
+    trees: &mut [Option<Tree>],
 ) -> Result<()> {
     // spec::load has validated every entry before anything was created.
     for (i, m) in mounts.iter().enumerate() {
@@ -126,8 +121,10 @@ pub fn mount_all(
         }
         let done = if bind {
             let source = bundle.join(m.source().as_deref().unwrap_or(Path::new("")));
-            check_proc_bind_source(&dest, &source)
-                .and_then(|()| bind_into_root(root, &dest, &source, &opts))
+            check_proc_bind_source(&dest, &source).and_then(|()| {
+                let tree = trees.get_mut(i).and_then(Option::take);
+                bind_into_root(root, &dest, &source, &opts, tree)
+            })
         } else if typ == "cgroup" {
             mount_cgroup(root, &dest, opts.flags, in_userns)
         } else {
@@ -259,14 +256,43 @@ fn check_not_on_procfs(target: BorrowedFd<'_>, allowed: bool) -> Result<()> {
 }
 
 /// Bind-mounts the host path `source` onto `dest` inside the rootfs, then
-/// applies flags (second remount), recursive attributes and propagation.
+/// applies flags (second remount), recursive attributes and propagation. A `tree`
+/// the parent opened (idmap.rs) is attached instead where it is id-mapped, or where
+/// init may not open `source` itself.
 pub(crate) fn bind_into_root(
     root: BorrowedFd<'_>,
     dest: &Path,
     source: &Path,
     opts: &MountOptions,
+    tree: Option<Tree>,
 ) -> Result<()> {
-    let src = open_host(source, OFlag::O_PATH)?;
+    let tree = match tree {
+        Some(t) if t.idmapped => Some(t),
+        Some(t) => match open_host(source, OFlag::O_PATH) {
+            Ok(fd) => return bind_source(root, dest, source, opts, fd, false),
+            Err(e) if crate::linux::idmap::is_access_error(&e) => Some(t),
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    match tree {
+        Some(t) => bind_source(root, dest, source, opts, t.fd, true),
+        None => {
+            let fd = open_host(source, OFlag::O_PATH)?;
+            bind_source(root, dest, source, opts, fd, false)
+        }
+    }
+}
+
+/// bind_into_root with the source open: a path (bind it) or a detached tree (attach it).
+fn bind_source(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    source: &Path,
+    opts: &MountOptions,
+    src: std::os::fd::OwnedFd,
+    detached: bool,
+) -> Result<()> {
     let st = fstat(src.as_raw_fd()).with_context(|| format!("stat {}", source.display()))?;
     let target = if file_type(&st) == SFlag::S_IFDIR {
         mkdir_all_in_root(root, dest, 0o755)?
@@ -274,8 +300,13 @@ pub(crate) fn bind_into_root(
         create_file_in_root(root, dest, 0o644)?
     };
     check_not_on_procfs(target.as_fd(), proc_mount_allowed(dest, "", true))?;
-    bind_fd(src.as_fd(), target.as_fd(), opts.is_recursive_bind)
-        .with_context(|| format!("bind {}", source.display()))?;
+    if detached {
+        crate::linux::idmap::attach(&src, target.as_fd())
+            .with_context(|| format!("attach the tree of {}", source.display()))?;
+    } else {
+        bind_fd(src.as_fd(), target.as_fd(), opts.is_recursive_bind)
+            .with_context(|| format!("bind {}", source.display()))?;
+    }
     let mounted = reopen_mounted(root, dest, target.as_fd())?;
     // As runc: no flag asked for (MS_REMOUNT aside) leaves the source's flags.
     if !((opts.flags - MsFlags::MS_REMOUNT) | opts.clear).is_empty() {
@@ -357,7 +388,7 @@ fn mount_fs_into_root(
             if opts.flags.contains(MsFlags::MS_RDONLY) {
                 bind.attr_set |= libc::MOUNT_ATTR_RDONLY; // host submounts too
             }
-            return bind_into_root(root, dest, host, &bind)
+            return bind_into_root(root, dest, host, &bind, None)
                 .context("mount: EPERM in a user namespace, and binding the host's failed");
         }
         Err(e) => return Err(e).context("mount"),
@@ -478,10 +509,6 @@ mod tests {
             (
                 mount("/x/..", Some("tmpfs"), &[]),
                 "mounts[1].destination: mountpoint \"/\" is on the top of rootfs",
-            ),
-            (
-                mount("/data", None, &["rbind", "idmap"]),
-                "mounts[1]: id-mapped mounts are not supported",
             ),
             (
                 mount("/data", None, &["rbind", "size=1m"]),

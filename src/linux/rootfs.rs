@@ -453,7 +453,7 @@ pub(crate) fn mount_cgroup(
             opts.flags = flags;
             opts.is_bind = true;
             opts.is_recursive_bind = true;
-            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts)
+            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts, None)
                 .with_context(|| format!("bind the container's cgroup on {}", sub.display()))?;
         }
         let name = name.to_string_lossy();
@@ -480,16 +480,27 @@ fn mount_cgroupfs(
     match mount_fs_fd(Path::new(fstype), target.as_fd(), fstype, flags, data) {
         Ok(()) => Ok(()),
         // Without a cgroup namespace of its own, a user namespace may not
-        // mount cgroupfs: bind the host's hierarchy, read-only.
-        Err(Errno::EPERM) if in_userns => {
-            let mut opts = parse_options(&[]);
-            opts.flags = flags;
-            opts.is_bind = true;
-            opts.is_recursive_bind = true;
-            bind_into_root(root, dest, host, &opts)
+        // mount cgroupfs: bind the host's hierarchy, read-only. cgroup2 says
+        // EBUSY where the host's is visible below (a bound host /sys), as runc sees.
+        Err(Errno::EPERM) if in_userns => bind_host_cgroupfs(root, dest, flags, host),
+        Err(Errno::EBUSY) if in_userns && fstype == "cgroup2" => {
+            bind_host_cgroupfs(root, dest, flags, host)
         }
         Err(e) => Err(e).with_context(|| format!("mount {fstype} on {}", dest.display())),
     }
+}
+
+fn bind_host_cgroupfs(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    flags: MsFlags,
+    host: &Path,
+) -> Result<()> {
+    let mut opts = parse_options(&[]);
+    opts.flags = flags;
+    opts.is_bind = true;
+    opts.is_recursive_bind = true;
+    bind_into_root(root, dest, host, &opts, None)
 }
 
 #[cfg(test)]

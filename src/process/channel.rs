@@ -7,6 +7,9 @@
 //!   [prestart, createRuntime] HooksDone -->
 //!                              <-- Ready         (blocks on the exec fifo next)
 //!   at any point               <-- Error{message}
+//!
+//! Where a second fork is needed (hop.rs), the first child reports the second's
+//! pid with Forked{pid} before anything else.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -20,6 +23,10 @@ pub enum Message {
     /// Carries the hook state JSON (status "creating", init's host pid).
     Continue {
         state: String,
+    },
+    /// The pid of the process forked into a joined user namespace (hop.rs).
+    Forked {
+        pid: i32,
     },
     RunHooks,
     HooksDone,

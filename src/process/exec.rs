@@ -18,6 +18,8 @@ use crate::linux::cgroups::entry::Entry;
 use crate::linux::{namespaces, procattrs, rlimits, tty};
 
 pub struct ExecArgs<'a> {
+    /// Enter the container's user namespace and fork once more first (hop.rs).
+    pub hop: Option<super::hop::Hop<'a>>,
     pub process: &'a Process,
     pub attrs: &'a crate::spec::attrs::ProcessAttrs,
     pub linux_attrs: &'a crate::spec::attrs::LinuxAttrs,
@@ -49,6 +51,10 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
     a.cgroup.enter()?;
     // Non-dumpable until execve: the container must not ptrace us while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0, "set exec process non-dumpable")?;
+    if let Some(hop) = a.hop.take() {
+        // After the cgroup: the second child is born in it.
+        super::hop::enter_and_fork(hop, &a.chan)?;
+    }
     // Without clone3 the parent has joined us to v2 by now.
     let state = match a.chan.recv()? {
         Some(Message::Continue { state }) => state,

@@ -22,6 +22,10 @@ use crate::linux::{
 use crate::spec::{find_program, Bundle, Probe};
 
 pub struct InitArgs<'a> {
+    /// Enter a joined user namespace and fork once more first (hop.rs).
+    pub hop: Option<super::hop::Hop<'a>>,
+    /// Mount trees the parent opened, by mount index (idmap.rs).
+    pub trees: Vec<Option<crate::linux::idmap::Tree>>,
     pub bundle: &'a Bundle,
     pub id: &'a str,
     pub chan: Channel,
@@ -63,9 +67,17 @@ pub(super) fn fail(chan: &Channel, who: &str, err: &anyhow::Error) -> ! {
 fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     // First, so that everything init does and allocates belongs to the container.
     a.cgroup.enter()?;
+    if let Some(hop) = a.hop.take() {
+        // After the cgroup: the second child is born in it.
+        super::hop::enter_and_fork(hop, &a.chan)?;
+    }
     // Non-dumpable until execve: container processes cannot ptrace init or open
-    // its /proc files while it still holds host fds (CVE-2016-9962).
-    prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
+    // its /proc files while it still holds host fds (CVE-2016-9962). In a new user
+    // namespace only once the maps are written: a parent without privileges can
+    // write them only while init's /proc files are its own (as runc).
+    if !a.bundle.ns.new_user() {
+        prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
+    }
     for fd in &a.close_fds {
         // SAFETY: closing our inherited copy; the state-dir lock must not outlive create.
         unsafe { libc::close(*fd) };
@@ -83,6 +95,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
     // In every cgroup now: as runc, init does not keep paddock's own CPU pinning.
     procattrs::set_final_affinity(None)?;
     if plan.new_user() {
+        prctl(libc::PR_SET_DUMPABLE, 0, "set init non-dumpable")?;
         become_namespace_root(spec)?;
     }
     for (fd, flag) in &a.joins {
@@ -122,6 +135,7 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         spec.mounts().as_deref().unwrap_or_default(),
         &a.bundle.dir,
         in_userns,
+        &mut a.trees,
     )?;
     // A bind-mounted /dev is the caller's own: nothing is created in it (as runc).
     if !mounts::binds_dev(spec.mounts().as_deref().unwrap_or_default()) {

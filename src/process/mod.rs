@@ -5,6 +5,7 @@
 pub mod channel;
 mod env;
 mod exec;
+mod hop;
 mod init;
 
 use std::fs::{self, File};
@@ -44,11 +45,26 @@ pub fn spawn_init(
 ) -> Result<i32> {
     let plan = &launch.bundle.ns;
     let mut joins = Vec::new();
+    let mut for_children = Vec::new();
+    // A joined user namespace: pid and time are joined, and the namespaces to
+    // create made, inside it (hop.rs); otherwise the parent enters pid and time.
+    let hopping = plan.join_of(libc::CLONE_NEWUSER).is_some();
     for j in &plan.joins {
         if j.flag != libc::CLONE_NEWPID && j.flag != libc::CLONE_NEWTIME {
             joins.push((namespaces::open_ns(j)?, j.flag));
+        } else if hopping {
+            for_children.push((namespaces::open_ns(j)?, j.flag));
         }
     }
+    let hop = match joins.iter().position(|(_, f)| *f == libc::CLONE_NEWUSER) {
+        Some(i) => Some(hop::Hop {
+            user: joins.remove(i).0,
+            for_children,
+            unshare: plan.clone_flags,
+            new_time: plan.new_time.then_some(launch.bundle),
+        }),
+        None => None,
+    };
     if !plan.has(libc::CLONE_NEWNS) {
         // Read before init binds the rootfs onto itself in the host's mount namespace.
         let path = fs::canonicalize(&launch.bundle.rootfs)
@@ -57,13 +73,27 @@ pub fn spawn_init(
         container.host_rootfs_mount = Some(HostRootfsMount { path, below });
     }
     let entry = cgroup.entry()?;
+    // With the host's credentials, before init exists: init inherits them.
+    let trees = crate::linux::idmap::open_trees(
+        &launch.bundle.spec,
+        &launch.bundle.mount_idmaps,
+        &launch.bundle.dir,
+        plan,
+    )?;
     let (parent_end, child_end) = channel::pair()?;
-    let restore = enter_child_only_namespaces(launch.bundle)?;
-    let flags = plan.clone_flags;
+    let (restore, flags) = match hop {
+        Some(_) => (Vec::new(), 0),
+        None => (
+            enter_child_only_namespaces(launch.bundle)?,
+            plan.clone_flags,
+        ),
+    };
     let (pid, in_v2) = clone_into_cgroup(flags, entry.v2_fd());
     if pid == 0 {
         drop(parent_end);
         init::run(init::InitArgs {
+            hop,
+            trees,
             bundle: launch.bundle,
             id: launch.id,
             chan: child_end,
@@ -85,7 +115,11 @@ pub fn spawn_init(
     if pid < 0 {
         return Err(clone_err).context("clone container init");
     }
-    let pid = pid as i32;
+    let mut pid = pid as i32;
+    if hopping {
+        // On failure the first child is gone (reaped), and no second one exists.
+        pid = hop::await_fork(&parent_end, pid)?;
+    }
     let join_v2 = (!in_v2).then_some(&entry);
     let result = drive_init(
         pid,
@@ -122,8 +156,13 @@ fn drive_init(
     if let Some(entry) = join_v2 {
         entry.join_v2_by_pid(pid)?;
     }
-    if bundle.ns.new_user() {
-        write_id_maps(pid, bundle)?;
+    if let Some(linux) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .filter(|_| bundle.ns.new_user())
+    {
+        crate::linux::userns::write_id_maps(pid, linux)?;
     }
     // From the runtime's network namespace, into init's before it goes on.
     move_net_devices(pid, bundle).context("linux.netDevices: error creating network interfaces")?;
@@ -307,21 +346,6 @@ fn restore_namespaces(restore: Vec<(OwnedFd, libc::c_int)>) -> Result<()> {
     Ok(())
 }
 
-fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
-    let Some(linux) = bundle.spec.linux() else {
-        return Ok(());
-    };
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
-    ] {
-        let text = namespaces::map_text(maps.as_deref().unwrap_or_default());
-        let path = format!("/proc/{pid}/{file}");
-        fs::write(&path, text).with_context(|| format!("write {path}"))?;
-    }
-    Ok(())
-}
-
 pub fn kill_and_reap(pid: i32) {
     // SAFETY: signalling and reaping our own child.
     unsafe {
@@ -405,6 +429,17 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
             joins.push((fd, flag));
         }
     }
+    // The container's user namespace: pid and time are joined from inside it (hop.rs).
+    let hop = match joins.iter().position(|(_, f)| *f == libc::CLONE_NEWUSER) {
+        Some(i) if !for_children.is_empty() => Some(hop::Hop {
+            user: joins.remove(i).0,
+            for_children: std::mem::take(&mut for_children),
+            unshare: 0,
+            new_time: None,
+        }),
+        _ => None,
+    };
+    let hopping = hop.is_some();
     // A container in our mount namespace (it has none of its own) is entered by
     // chroot into its init's root, not by setns.
     let root = match joins.iter().any(|(_, f)| *f == libc::CLONE_NEWNS) {
@@ -429,6 +464,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
     if pid == 0 {
         drop(parent_end);
         exec::run(exec::ExecArgs {
+            hop,
             process: launch.process,
             attrs: launch.attrs,
             linux_attrs: launch.linux_attrs,
@@ -449,7 +485,10 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
     if pid < 0 {
         return Err(clone_err).context("clone exec process");
     }
-    let pid = pid as i32;
+    let mut pid = pid as i32;
+    if hopping {
+        pid = hop::await_fork(&parent_end, pid)?;
+    }
     let joined = if in_v2 {
         Ok(())
     } else {

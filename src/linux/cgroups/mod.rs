@@ -176,8 +176,9 @@ impl Cgroup {
         }
     }
 
-    /// No cgroup yet: the systemd driver clones init where the runtime is,
-    /// and systemd moves it into the unit it makes (systemd::adopt).
+    /// No cgroup (yet): the systemd driver clones init where the runtime is and systemd
+    /// moves it into the unit it makes (systemd::adopt); a rootless container where none
+    /// could be made has none at all.
     pub fn none() -> Cgroup {
         Cgroup {
             dirs: Vec::new(),

@@ -123,6 +123,9 @@ const OTHER_OPTIONS: &[(&str, Effect)] = &[
     ("tmpcopyup", Effect::CopyUp),
     // crun's way to turn copy-up off: off is the default here.
     ("notmpcopyup", Effect::Ignore),
+    // Applied by the parent to the tree init attaches (idmap.rs).
+    ("idmap", Effect::Ignore),
+    ("ridmap", Effect::Ignore),
 ];
 
 /// Propagation types; each also has a recursive "r" form.
