@@ -21,10 +21,7 @@ enum Fate {
 
 /// The fields paddock refuses (its table in src/spec/unsupported.rs, and linux.intelRdt
 /// in src/linux/intel_rdt.rs; runc applies them all).
-const REFUSED: &[&str] = &[
-    "linux.intelRdt",
-    "linux.mountLabel",
-];
+const REFUSED: &[&str] = &["linux.intelRdt", "linux.mountLabel"];
 
 /// Why create refuses `field`: "not supported", or for linux.intelRdt on a host
 /// without resctrl, runc 1.5's own reason.

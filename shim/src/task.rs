@@ -367,6 +367,11 @@ impl TaskService {
             let sig =
                 i32::try_from(req.signal).map_err(|_| status(Code::INVALID_ARGUMENT, "signal"))?;
             let pid = i32::try_from(p.pid).map_err(|_| status(Code::INTERNAL, "pid"))?;
+            // An exec whose start failed has no pid; kill(0) would hit the shim's own
+            // process group (the whole pod). The CRI sends this Kill after every failed probe.
+            if pid <= 0 {
+                return Err(status(Code::FAILED_PRECONDITION, "process not created"));
+            }
             // SAFETY: kill(2) with plain integers.
             if unsafe { libc::kill(pid, sig) } != 0 {
                 let e = std::io::Error::last_os_error();
