@@ -116,31 +116,51 @@ impl NotifySocket {
     /// `start_time`) lives, and passes it on. Other messages are dropped, as runc does.
     pub fn forward_ready(&self, pid: i32, start_time: u64) -> Result<()> {
         let client = connect_host(&self.host)?;
+        let mut buf = [0u8; 4096];
         let pidfd = match pidfd::open(pid) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return self.forward_queued(&client, &mut buf, pid)
+            }
             Err(e) => return Err(e).context("notify socket: pidfd_open of container init"),
         };
         // The pidfd is open: make sure it is init's and not a process that reused its pid.
         if !crate::state::is_alive(pid, start_time) {
-            return Ok(());
+            return self.forward_queued(&client, &mut buf, pid);
         }
-        let mut buf = [0u8; 4096];
         loop {
             let (msg, exited) = poll_two(self.sock.as_fd(), pidfd.as_fd(), None)?;
             if msg {
-                match self.sock.recv(&mut buf) {
-                    Ok(n) => {
-                        if let Some(line) = ready_line(&buf[..n]) {
-                            return notify_host(&client, line, pid);
-                        }
+                if let Some(n) = self.receive(&mut buf)? {
+                    if let Some(line) = ready_line(&buf[..n]) {
+                        return notify_host(&client, line, pid);
                     }
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(e) => return Err(e).context("notify socket: receive"),
                 }
             } else if exited {
-                return Ok(());
+                return self.forward_queued(&client, &mut buf, pid);
+            }
+        }
+    }
+
+    /// After init is gone: a READY= it sent just before exiting is still queued on the
+    /// socket and is passed on, as runc's reader would.
+    fn forward_queued(&self, client: &UnixDatagram, buf: &mut [u8], pid: i32) -> Result<()> {
+        while let Some(n) = self.receive(buf)? {
+            if let Some(line) = ready_line(&buf[..n]) {
+                return notify_host(client, line, pid);
+            }
+        }
+        Ok(())
+    }
+
+    /// One datagram's length, or None when none is queued (the socket is non-blocking).
+    fn receive(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        loop {
+            match self.sock.recv(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e).context("notify socket: receive"),
             }
         }
     }
