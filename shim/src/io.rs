@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -30,8 +30,50 @@ pub struct ProcessIo {
     stdin_hold: Option<File>,
     /// The pty master, for ResizePty.
     console: Option<File>,
-    /// Disconnected once every output copy has finished.
-    done: Option<Receiver<()>>,
+    /// The output copies still running.
+    drain: Arc<Drain>,
+}
+
+/// Counts a process's output copies still running, so that its exit can be reported
+/// only once its output has reached the FIFOs.
+#[derive(Default)]
+pub struct Drain {
+    left: Mutex<usize>,
+    idle: Condvar,
+}
+
+/// Held by one running copy; the count goes down when it is dropped.
+struct Copying(Arc<Drain>);
+
+impl Drain {
+    fn start(self: &Arc<Self>) -> Copying {
+        *self.left.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Copying(self.clone())
+    }
+
+    /// Waits until every copy has finished, or `limit` has passed.
+    pub fn wait(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            let rest = deadline.saturating_duration_since(Instant::now());
+            if rest.is_zero() {
+                return;
+            }
+            left = match self.idle.wait_timeout(left, rest) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        let mut left = self.0.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        self.0.idle.notify_all();
+    }
 }
 
 /// What `create`/`exec` needs before the CLI runs, turned into ProcessIo after it succeeded.
@@ -39,21 +81,15 @@ pub struct Prepared {
     pub child: ChildStdio,
     pub console: Option<ConsoleSocket>,
     io: ProcessIo,
-    done_tx: Sender<()>,
     stdin: Option<File>,
 }
 
 impl StdioPaths {
     pub fn prepare(&self) -> Result<Prepared> {
-        let (done_tx, done_rx) = channel();
         let mut p = Prepared {
             child: [None, None, None],
             console: None,
-            io: ProcessIo {
-                done: Some(done_rx),
-                ..Default::default()
-            },
-            done_tx,
+            io: ProcessIo::default(),
             stdin: None,
         };
         if !self.stdin.is_empty() {
@@ -77,7 +113,7 @@ impl StdioPaths {
             let fifo = open_output(path)?;
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("output pipe")?;
             p.child[slot] = Some(w);
-            copy_thread(File::from(r), fifo, Some(p.done_tx.clone()));
+            copy_thread(File::from(r), fifo, Some(p.io.drain.start()));
         }
         Ok(p)
     }
@@ -97,7 +133,7 @@ impl Prepared {
                 copy_thread(
                     master.try_clone().context("dup pty master")?,
                     fifo,
-                    Some(self.done_tx.clone()),
+                    Some(self.io.drain.start()),
                 );
             }
             self.io.console = Some(master);
@@ -115,20 +151,15 @@ impl ProcessIo {
         self.console.as_ref()
     }
 
+    pub fn drain(&self) -> Arc<Drain> {
+        self.drain.clone()
+    }
+
     /// Wait (bounded) until the output copies have drained, then release everything.
     /// A process that left a child holding its stdout open does not hold Delete forever.
     pub fn finish(mut self, limit: Duration) {
         self.stdin_hold = None;
-        if let Some(done) = self.done.take() {
-            let deadline = Instant::now() + limit;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match done.recv_timeout(left) {
-                    Ok(()) => continue,
-                    Err(RecvTimeoutError::Disconnected) | Err(RecvTimeoutError::Timeout) => break,
-                }
-            }
-        }
+        self.drain.wait(limit);
     }
 }
 
@@ -182,7 +213,7 @@ fn set_blocking(f: &File) -> Result<()> {
 
 /// Copy until EOF or an error on either side (a closed reader ends the copy; a pty master
 /// reads EIO once the last slave is closed). `done` is dropped at the end.
-fn copy_thread(mut from: File, mut to: File, done: Option<Sender<()>>) {
+fn copy_thread(mut from: File, mut to: File, done: Option<Copying>) {
     let spawned = std::thread::Builder::new()
         .name("io".into())
         .stack_size(64 * 1024)

@@ -27,11 +27,35 @@ use crate::{console, mount, oom, stats};
 
 /// How long Delete waits for a process's output to drain.
 const IO_DRAIN: Duration = Duration::from_secs(5);
+/// How long an exit waits for the process's output; longer only where a child the
+/// process left behind still holds its stdout.
+const EXIT_DRAIN: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct State {
     pub containers: HashMap<String, Container>,
     pending: PendingExits,
+}
+
+impl State {
+    /// The output copies of the running process with this pid. None for the init of a
+    /// container without its own pid namespace: its other processes keep stdout open
+    /// until the kill --all that follows the exit.
+    fn output_drain(&self, pid: u32) -> Option<Arc<crate::io::Drain>> {
+        for c in self.containers.values() {
+            if c.init.pid == pid && !c.init.exited() {
+                return if c.kill_all_on_exit {
+                    None
+                } else {
+                    c.init.io.as_ref().map(|io| io.drain())
+                };
+            }
+            if let Some(p) = c.execs.values().find(|p| p.pid == pid && !p.exited()) {
+                return p.io.as_ref().map(|io| io.drain());
+            }
+        }
+        None
+    }
 }
 
 pub struct Inner {
@@ -101,6 +125,12 @@ impl TaskService {
     }
 
     fn handle_exit(&self, pid: u32, code: i32) {
+        // A client that learns of the exit cancels its FIFO readers (ctr run does so at
+        // once): the exit is reported only once the output has reached the FIFOs.
+        let drain = self.lock().output_drain(pid);
+        if let Some(drain) = drain {
+            drain.wait(EXIT_DRAIN);
+        }
         let mut st = self.lock();
         if !self.apply_exit(&mut st, pid, code) {
             st.pending.push(pid, code);
