@@ -188,7 +188,7 @@ storm paddock "$bin"
 
 echo
 echo "## shim"
-echo "shim: not built yet"
+echo "measured by \`make bench-shim\` (bench/shim.sh: beside containerd's Go shim, under containerd)"
 
 echo
 echo "## targets"
