@@ -38,6 +38,14 @@ pub struct State {
 }
 
 impl State {
+    fn container(&self, id: &str) -> TtrpcResult<&Container> {
+        self.containers.get(id).ok_or_else(|| not_found(id))
+    }
+
+    fn container_mut(&mut self, id: &str) -> TtrpcResult<&mut Container> {
+        self.containers.get_mut(id).ok_or_else(|| not_found(id))
+    }
+
     /// The output copies of the running process with this pid. None for the init of a
     /// container without its own pid namespace: its other processes keep stdout open
     /// until the kill --all that follows the exit.
@@ -256,10 +264,7 @@ impl TaskService {
         // The lock is held through the runtime call and the start event, so an exit that
         // races with it is handled (and its TaskExit sent) after TaskStart/TaskExecStarted.
         let mut st = self.lock();
-        let c = st
-            .containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container_mut(&req.id)?;
         if req.exec_id.is_empty() {
             if c.init.status != Status::CREATED {
                 return Err(status(
@@ -314,10 +319,7 @@ impl TaskService {
 
     fn do_delete(&self, req: &DeleteRequest) -> TtrpcResult<DeleteResponse> {
         let mut st = self.lock();
-        let c = st
-            .containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container_mut(&req.id)?;
         if !req.exec_id.is_empty() {
             let p = c
                 .execs
@@ -383,10 +385,7 @@ impl TaskService {
 
     fn do_kill(&self, req: &KillRequest) -> TtrpcResult<()> {
         let st = self.lock();
-        let c = st
-            .containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container(&req.id)?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(&req.exec_id))?;
@@ -443,7 +442,7 @@ impl TaskService {
         f: impl FnOnce(&mut Container) -> Result<T>,
     ) -> TtrpcResult<T> {
         let mut st = self.lock();
-        let c = st.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+        let c = st.container_mut(id)?;
         f(c).map_err(internal)
     }
 }
@@ -575,10 +574,7 @@ impl Task for TaskService {
 
     fn exec(&self, _: &TtrpcContext, req: ExecProcessRequest) -> TtrpcResult<Empty> {
         let mut st = self.lock();
-        let c = st
-            .containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container_mut(&req.id)?;
         if c.init.exited() {
             return Err(status(
                 Code::FAILED_PRECONDITION,
@@ -619,10 +615,7 @@ impl Task for TaskService {
 
     fn resize_pty(&self, _: &TtrpcContext, req: ResizePtyRequest) -> TtrpcResult<Empty> {
         let st = self.lock();
-        let c = st
-            .containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container(&req.id)?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(&req.exec_id))?;
@@ -636,10 +629,7 @@ impl Task for TaskService {
 
     fn close_io(&self, _: &TtrpcContext, req: CloseIORequest) -> TtrpcResult<Empty> {
         let mut st = self.lock();
-        let c = st
-            .containers
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container_mut(&req.id)?;
         let p = c
             .process_mut(&req.exec_id)
             .ok_or_else(|| not_found(&req.exec_id))?;
@@ -653,10 +643,7 @@ impl Task for TaskService {
 
     fn state(&self, _: &TtrpcContext, req: StateRequest) -> TtrpcResult<StateResponse> {
         let st = self.lock();
-        let c = st
-            .containers
-            .get(&req.id)
-            .ok_or_else(|| not_found(&req.id))?;
+        let c = st.container(&req.id)?;
         let p = c
             .process(&req.exec_id)
             .ok_or_else(|| not_found(&req.exec_id))?;
@@ -761,10 +748,7 @@ impl Task for TaskService {
     fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> TtrpcResult<WaitResponse> {
         let mut st = self.lock();
         loop {
-            let c = st
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id))?;
+            let c = st.container(&req.id)?;
             let p = c
                 .process(&req.exec_id)
                 .ok_or_else(|| not_found(&req.exec_id))?;
@@ -782,10 +766,7 @@ impl Task for TaskService {
     fn stats(&self, _: &TtrpcContext, req: StatsRequest) -> TtrpcResult<StatsResponse> {
         let pid = {
             let st = self.lock();
-            let c = st
-                .containers
-                .get(&req.id)
-                .ok_or_else(|| not_found(&req.id))?;
+            let c = st.container(&req.id)?;
             c.init.pid
         };
         let any = stats::collect(pid).map_err(internal)?;
