@@ -56,7 +56,7 @@ pub fn frozen_ancestor(mount: &Path, rel: &Path) -> Option<std::path::PathBuf> {
 pub fn freeze(cg: &Cgroup) -> Result<()> {
     let deadline = Instant::now() + FREEZE_WAIT;
     match freezer(cg)
-        .context("pause: no freezer cgroup (v1 freezer or v2 cgroup.freeze) on this host")?
+        .context("pause: the container has no freezer cgroup (v1 freezer or v2 cgroup.freeze; a rootless container without a delegated cgroup has none)")?
     {
         Freezer::V1(d) => {
             let state = d.join("freezer.state");
@@ -93,7 +93,7 @@ pub fn thaw(cg: &Cgroup) -> Result<()> {
     match freezer(cg) {
         Some(Freezer::V1(d)) => write(&d.join("freezer.state"), "THAWED"),
         Some(Freezer::V2(d)) => write(&d.join("cgroup.freeze"), "0"),
-        None => bail!("resume: no freezer cgroup on this host"),
+        None => bail!("resume: the container has no freezer cgroup"),
     }
 }
 
