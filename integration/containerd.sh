@@ -115,12 +115,7 @@ EOF
 inner_cleanup() {
     local rc=$?
     set +e
-    local c
-    for c in $("${C[@]}" task ls -q 2>/dev/null); do
-        "${C[@]}" task kill -s SIGKILL "$c" >/dev/null 2>&1; sleep 0.2
-        "${C[@]}" task delete -f "$c" >/dev/null 2>&1
-    done
-    for c in $("${C[@]}" container ls -q 2>/dev/null); do "${C[@]}" container rm "$c" >/dev/null 2>&1; done
+    ctr_remove_all
     kill "$CTRD_PID" 2>/dev/null; wait "$CTRD_PID" 2>/dev/null
     if [ "$E2E_FAIL" != 0 ] || [ -n "${E2E_VERBOSE:-}" ]; then
         echo "---- runtime calls (containerd.log, last errors) ----"

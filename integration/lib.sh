@@ -213,6 +213,16 @@ private_mounts() {
     readlink /proc/self/ns/mnt >"$E2E_TMP/mntns"
 }
 
+# Kills and deletes every task, then removes every container, that ctr (the array C) lists.
+ctr_remove_all() {
+    local c
+    for c in $("${C[@]}" task ls -q 2>/dev/null); do
+        "${C[@]}" task kill -s SIGKILL "$c" >/dev/null 2>&1; sleep 0.2
+        "${C[@]}" task delete -f "$c" >/dev/null 2>&1
+    done
+    for c in $("${C[@]}" container ls -q 2>/dev/null); do "${C[@]}" container rm "$c" >/dev/null 2>&1; done
+}
+
 inner_finish() {
     echo "$E2E_PASS $E2E_FAIL" >"$E2E_TMP/counts"
 }
