@@ -31,10 +31,17 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         fs::canonicalize(bundle).with_context(|| format!("--bundle: {}", bundle.display()))?;
     let config = dir.join("config.json");
     let data = fs::read(&config).with_context(|| format!("read {}", config.display()))?;
-    // Before the typed parse: a refused field is named whatever its value.
-    unsupported::check(&data)?;
-    crate::linux::intel_rdt::check(&data)?;
-    let (attrs, rest) = attrs::take(&data)?;
+    // Read once as JSON for what the typed parse does not see. Before the typed parse:
+    // a refused field is named whatever its value.
+    let mut raw: serde_json::Value = serde_json::from_slice(&data).context("config.json")?;
+    unsupported::check(&raw)?;
+    crate::linux::intel_rdt::check(&raw)?;
+    let (attrs, taken) = attrs::take(&mut raw)?;
+    let rest = if taken {
+        Some(serde_json::to_vec(&raw).context("config.json")?)
+    } else {
+        None
+    };
     let (spec, ignored_caps) = parse_lenient(rest.as_deref().unwrap_or(&data))?;
     caps::warn_ignored(&ignored_caps);
     let ns = validate(&spec)?;
@@ -50,7 +57,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     if let (Some(j), Some(linux)) = (ns.join_of(libc::CLONE_NEWUSER), spec.linux()) {
         crate::linux::userns::check_joined_maps(linux, j)?;
     }
-    let mount_idmaps = crate::linux::idmap::parse(&data, &spec, &ns)?;
+    let mount_idmaps = crate::linux::idmap::parse(&raw, &spec, &ns)?;
     let rootfs = rootfs_path(&spec, &dir)?;
     check_executable(&spec, &rootfs)?;
     crate::logger::debug(&format!(

@@ -38,8 +38,7 @@ pub struct Tree {
 }
 
 /// The id-mapping of each mount, read from the raw config and checked as runc does.
-pub fn parse(data: &[u8], spec: &Spec, plan: &Plan) -> Result<Vec<Option<MountIdmap>>> {
-    let config: Value = serde_json::from_slice(data).context("config.json")?;
+pub fn parse(config: &Value, spec: &Spec, plan: &Plan) -> Result<Vec<Option<MountIdmap>>> {
     let raw = config["mounts"].as_array().cloned().unwrap_or_default();
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let linux = spec.linux().as_ref();

@@ -8,11 +8,8 @@ use anyhow::{bail, Result};
 const RESCTRL_MAGIC: libc::c_long = 0x7655821;
 
 /// Fails when config.json sets linux.intelRdt (any object, even `{}`, as runc reads it).
-pub fn check(config: &[u8]) -> Result<()> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
-        return Ok(());
-    };
-    if v["linux"]["intelRdt"].is_null() {
+pub fn check(config: &serde_json::Value) -> Result<()> {
+    if config["linux"]["intelRdt"].is_null() {
         return Ok(());
     }
     if !resctrl_mounted() {

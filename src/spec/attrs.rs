@@ -109,10 +109,8 @@ pub struct Attrs {
 const PROCESS_KEYS: [&str; 3] = ["scheduler", "ioPriority", "execCPUAffinity"];
 const LINUX_KEYS: [&str; 3] = ["personality", "memoryPolicy", "netDevices"];
 
-/// Reads the attributes from config.json and returns them with the JSON left once
-/// they are taken out (unchanged, and not copied, when it has none of them).
-pub fn take(data: &[u8]) -> Result<(Attrs, Option<Vec<u8>>)> {
-    let mut config: Value = serde_json::from_slice(data).context("config.json")?;
+/// Takes the attributes out of config.json's JSON; true when it had any of them.
+pub fn take(config: &mut Value) -> Result<(Attrs, bool)> {
     let mut attrs = Attrs::default();
     let mut taken = false;
     if let Some(p) = config.get_mut("process").and_then(Value::as_object_mut) {
@@ -125,11 +123,7 @@ pub fn take(data: &[u8]) -> Result<(Attrs, Option<Vec<u8>>)> {
         taken |= !part.is_empty();
         attrs.linux = decode("linux", part)?;
     }
-    if !taken {
-        return Ok((attrs, None));
-    }
-    let rest = serde_json::to_vec(&config).context("config.json")?;
-    Ok((attrs, Some(rest)))
+    Ok((attrs, taken))
 }
 
 /// The same for an exec's process.json, taken out of `process`.
@@ -426,23 +420,24 @@ mod tests {
     use serde_json::json;
 
     fn attrs(v: Value) -> Result<Attrs> {
-        take(v.to_string().as_bytes()).map(|(a, _)| a)
+        take(&mut v.clone()).map(|(a, _)| a)
     }
 
     #[test]
     fn takes_the_fields_out_and_leaves_the_rest() {
         let v = json!({"process": {"args": ["sh"], "scheduler": {"policy": "SCHED_BATCH"}},
                        "linux": {"personality": {"domain": "LINUX32"}, "sysctl": {}}});
-        let (a, rest) = take(v.to_string().as_bytes()).unwrap();
+        let mut rest = v.clone();
+        let (a, taken) = take(&mut rest).unwrap();
+        assert!(taken);
         assert_eq!(a.process.scheduler.unwrap().policy, "SCHED_BATCH");
         assert_eq!(a.linux.personality.unwrap().domain, "LINUX32");
-        let rest: Value = serde_json::from_slice(&rest.unwrap()).unwrap();
         assert_eq!(
             rest,
             json!({"process": {"args": ["sh"]}, "linux": {"sysctl": {}}})
         );
-        let (_, rest) = take(b"{\"process\": {}}").unwrap();
-        assert!(rest.is_none());
+        let (_, taken) = take(&mut json!({"process": {}})).unwrap();
+        assert!(!taken);
     }
 
     #[test]
