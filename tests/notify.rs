@@ -113,6 +113,13 @@ fn rt_state(env: &Env, rt: Rt, id: &str) -> serde_json::Value {
     serde_json::from_str(&env.rt(rt, &["state", id]).success().stdout).unwrap()
 }
 
+/// The barrier paddock sends after READY= and MAINPID=, as runc 1.5 does (1.1.5 sends none).
+fn expect_barrier(sock: &UnixDatagram, rt: Rt) {
+    if rt == Rt::Paddock {
+        assert_eq!(recv_msg(sock), Some(("BARRIER=1".to_string(), 1)));
+    }
+}
+
 fn with_notify(mut cmd: Command, sock: &Path) -> Command {
     cmd.env("NOTIFY_SOCKET", sock);
     cmd
@@ -197,9 +204,7 @@ fn run_detached_waits_for_ready_too() {
         let pid = rt_state(&env, rt, &id)["pid"].as_i64().unwrap();
         let mainpid = Some((format!("MAINPID={pid}\n"), 0));
         assert_eq!(recv_msg(&sock), mainpid, "{rt:?}");
-        if rt == Rt::Paddock {
-            assert_eq!(recv_msg(&sock), Some(("BARRIER=1".to_string(), 1)));
-        }
+        expect_barrier(&sock, rt);
         assert!(run.wait().unwrap().success(), "{rt:?}");
         env.rt(rt, &["delete", "--force", &id]).success();
     });
@@ -424,9 +429,7 @@ fn an_abstract_notify_socket_works_as_in_runc() {
             "{rt:?}"
         );
         assert!(recv_msg(&sock).unwrap().0.starts_with("MAINPID="), "{rt:?}");
-        if rt == Rt::Paddock {
-            assert_eq!(recv_msg(&sock), Some(("BARRIER=1".to_string(), 1)));
-        }
+        expect_barrier(&sock, rt);
         assert!(run.wait().unwrap().success(), "{rt:?}");
         env.rt(rt, &["delete", "--force", &id]).success();
     });

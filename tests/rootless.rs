@@ -97,6 +97,11 @@ impl User {
             .stdin(std::process::Stdio::null());
         env.output(c)
     }
+
+    /// `paddock run -b BUNDLE ID` as this user.
+    fn run(&self, env: &Env, root: &Path, b: &Bundle, id: &str) -> Out {
+        self.paddock(env, root, &["run", "-b", b.dir.to_str().unwrap(), id])
+    }
 }
 
 impl Drop for User {
@@ -165,9 +170,7 @@ fn a_new_user_runs_spec_rootless_and_run() {
         ],
     );
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .success();
+    let out = u.run(&env, &root, &b, &id).success();
     let lines: Vec<String> = out
         .stdout
         .lines()
@@ -261,9 +264,7 @@ fn several_ranges_go_through_newuidmap_and_map_ownership() {
         "cat /proc/self/setgroups; touch /data/mine /data/theirs && chown 5:7 /data/theirs",
     ]);
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .success();
+    let out = u.run(&env, &root, &b, &id).success();
     // Maps through newgidmap: setgroups stays allowed (as runc 1.5).
     assert_eq!(out.stdout, "allow\n", "{out:?}");
     let m = fs::metadata(data.join("mine")).unwrap();
@@ -285,7 +286,7 @@ fn maps_beyond_the_users_subordinate_ids_fail_with_nothing_left() {
         ]);
     });
     let id = env.id("rl");
-    let out = u.paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id]);
+    let out = u.run(&env, &root, &b, &id);
     assert_eq!(out.code, 1, "{out:?}");
     // The no-cgroup warning first (on a host without delegation), then the error.
     let last = out.stderr.lines().last().unwrap_or_default();
@@ -306,9 +307,7 @@ fn limits_without_a_cgroup_fail_clearly() {
     let mut b = rootless_bundle(&env, &u, &["true"]);
     b.config(|c| c["linux"]["resources"] = json!({"pids": {"limit": 10}}));
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .fails_with_one_line();
+    let out = u.run(&env, &root, &b, &id).fails_with_one_line();
     assert!(
         out.stderr.contains(
             "rootless needs no limits + no cgrouppath when no permission is granted for cgroups"
@@ -326,9 +325,7 @@ fn idmapped_mounts_are_refused_for_rootless() {
     let mut b = rootless_bundle(&env, &u, &["true"]);
     b.add_mount(bind(&env.dir, "/data", &["idmap"]));
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .fails_with_one_line();
+    let out = u.run(&env, &root, &b, &id).fails_with_one_line();
     assert!(
         out.stderr
             .contains("id-mapped mounts are not supported for rootless containers"),
@@ -443,9 +440,7 @@ fn a_config_without_a_user_namespace_is_refused() {
     let root = user_root(&env, &u);
     let b = env.bundle(&["true"]);
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .fails_with_one_line();
+    let out = u.run(&env, &root, &b, &id).fails_with_one_line();
     assert!(
         out.stderr
             .contains("rootless container requires user namespaces"),
@@ -508,9 +503,7 @@ fn mount_ids_outside_the_maps_are_refused() {
         "destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["gid=5"]
     }));
     let id = env.id("rl");
-    let out = u
-        .paddock(&env, &root, &["run", "-b", b.dir.to_str().unwrap(), &id])
-        .fails_with_one_line();
+    let out = u.run(&env, &root, &b, &id).fails_with_one_line();
     assert!(
         out.stderr
             .contains("cannot specify gid=5 mount option for rootless container"),

@@ -130,14 +130,20 @@ fn exec_enters_the_user_namespace_first() {
     env.paddock(&["delete", "--force", &id]).success();
 }
 
-#[test]
-fn joining_a_user_namespace_by_path_with_new_namespaces() {
-    let env = Env::new();
-    let mut sandbox = userns_bundle(&env);
+/// A created (not started) pod sandbox in its own user namespace: its id and init pid.
+fn create_sandbox(env: &Env) -> (String, i64) {
+    let mut sandbox = userns_bundle(env);
     sandbox.args(&["sleep", "100"]);
     let sid = env.id("sandbox");
     env.create(&sandbox, &sid).success();
     let pid = env.state(&sid)["pid"].as_i64().unwrap();
+    (sid, pid)
+}
+
+#[test]
+fn joining_a_user_namespace_by_path_with_new_namespaces() {
+    let env = Env::new();
+    let (sid, pid) = create_sandbox(&env);
     let user = format!("/proc/{pid}/ns/user");
     let net = format!("/proc/{pid}/ns/net");
 
@@ -296,11 +302,7 @@ fn bad_maps_are_rejected_with_nothing_left() {
 #[test]
 fn maps_with_a_joined_user_namespace_must_be_its_own() {
     let env = Env::new();
-    let mut sandbox = userns_bundle(&env);
-    sandbox.args(&["sleep", "100"]);
-    let sid = env.id("sandbox");
-    env.create(&sandbox, &sid).success();
-    let pid = env.state(&sid)["pid"].as_i64().unwrap();
+    let (sid, pid) = create_sandbox(&env);
     let user = format!("/proc/{pid}/ns/user");
     let mut b = env.bundle(&["true"]);
     chown_tree(&b.rootfs, BASE);
@@ -322,12 +324,8 @@ fn maps_with_a_joined_user_namespace_must_be_its_own() {
 #[test]
 fn joining_user_and_pid_namespaces_of_a_sandbox() {
     let env = Env::new();
-    let mut sandbox = userns_bundle(&env);
-    sandbox.args(&["sleep", "100"]);
-    let sid = env.id("sandbox");
-    env.create(&sandbox, &sid).success();
+    let (sid, pid) = create_sandbox(&env);
     env.paddock(&["start", &sid]).success();
-    let pid = env.state(&sid)["pid"].as_i64().unwrap();
     // As a pod sharing its process namespace: user and pid joined, mount created.
     let mut b = env.bundle(&[]);
     chown_tree(&b.rootfs, BASE);
