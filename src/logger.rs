@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -22,6 +22,8 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+/// Warnings held back while a command may still re-execute itself (exeseal.rs).
+static HELD: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
 pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
     let file = match path {
@@ -52,7 +54,35 @@ pub fn error(msg: &str) {
 
 /// A warning: to the log, or to stderr when there is no `--log`.
 pub fn warn(msg: &str) {
+    if let Ok(mut held) = HELD.lock() {
+        if let Some(held) = held.as_mut() {
+            held.push(msg.to_string());
+            return;
+        }
+    }
     write_log("warning", msg);
+}
+
+/// From now on warnings wait for `release_warnings` or `discard_warnings`.
+pub fn hold_warnings() {
+    if let Ok(mut held) = HELD.lock() {
+        held.get_or_insert_with(Vec::new);
+    }
+}
+
+/// Gives the held warnings, in order, and stops holding.
+pub fn release_warnings() {
+    let held = HELD.lock().ok().and_then(|mut h| h.take());
+    for msg in held.unwrap_or_default() {
+        write_log("warning", &msg);
+    }
+}
+
+/// Drops the held warnings (a re-executed command gives them again) and stops holding.
+pub fn discard_warnings() {
+    if let Ok(mut held) = HELD.lock() {
+        held.take();
+    }
 }
 
 /// Whether `--debug` was given: callers skip building debug text otherwise.

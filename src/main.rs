@@ -41,7 +41,9 @@ fn main() {
         logger::write_stderr(&format!("{e:#}\n"));
         std::process::exit(1);
     }
-    let code = match dispatch(&cli) {
+    let result = dispatch(&cli);
+    logger::release_warnings();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             logger::error(&format!("{e:#}"));
@@ -77,8 +79,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
-        // These put a process into a container: run them from a sealed copy.
-        linux::exeseal::ensure_sealed()?;
+        // These put a process into a container and may re-execute themselves from a
+        // sealed copy once they know they must (linux/exeseal.rs): warnings wait till then.
+        logger::hold_warnings();
     }
     if from_xdg {
         linux::rootless::prepare_xdg_root(&g.root)?;

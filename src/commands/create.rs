@@ -53,6 +53,12 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         bail!("--console-socket: given but process.terminal is false");
     }
     check_preserved_fds(args.preserve_fds)?;
+    let spec = &bundle.spec;
+    let tail = crate::linux::exeseal::for_container(process::tail::needs_paddock(
+        spec.process().as_ref(),
+        spec.linux().as_ref(),
+        spec.hooks().as_ref(),
+    ))?;
     let mut console = args
         .console_socket
         .as_deref()
@@ -132,7 +138,15 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
                 Some(d) => d.place(&args.id, pid, &bundle.spec),
                 None => Ok(()),
             };
-            let r = launch(&sd, &bundle, args, console, &cg, &mut container, &mut place);
+            let r = launch(
+                &sd,
+                &bundle,
+                args,
+                InitFds { console, tail },
+                &cg,
+                &mut container,
+                &mut place,
+            );
             if r.is_err() {
                 let _ = cg.remove();
                 remove_systemd_cgroup(sysd.as_mut(), &cg_rel);
@@ -176,11 +190,17 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
     })
 }
 
+/// What init gets besides the bundle: its terminal and the exec tail it ends with.
+struct InitFds {
+    console: Option<OwnedFd>,
+    tail: Option<OwnedFd>,
+}
+
 fn launch(
     sd: &StateDir,
     bundle: &Bundle,
     args: &CreateArgs,
-    console: Option<OwnedFd>,
+    fds: InitFds,
     cg: &Cgroup,
     container: &mut Container,
     place: &mut dyn FnMut(i32) -> Result<()>,
@@ -190,11 +210,12 @@ fn launch(
         bundle,
         id: &args.id,
         fifo,
-        console,
+        console: fds.console,
         preserve_fds: args.preserve_fds,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         close_in_child: vec![sd.lock_fd()],
+        tail: fds.tail,
     };
     process::spawn_init(launch, cg, container, &mut |c| {
         sd.save(c)?;

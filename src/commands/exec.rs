@@ -26,6 +26,7 @@ pub fn exec(g: &Globals, args: &ExecArgs) -> Result<i32> {
     match exec_process(g, args) {
         Ok(code) => Ok(code),
         Err(e) => {
+            crate::logger::release_warnings();
             crate::logger::error(&format!("exec failed: {e:#}"));
             Ok(EXEC_FAILED)
         }
@@ -69,6 +70,11 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
         process.selinux_label().as_deref(),
         None,
     )?;
+    let tail = crate::linux::exeseal::for_container(process::tail::needs_paddock(
+        Some(&process),
+        spec.linux().as_ref(),
+        None,
+    ))?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && args.console_socket.is_none() && args.detach {
         bail!("--console-socket: required with --tty and --detach");
@@ -110,6 +116,7 @@ fn exec_process(g: &Globals, args: &ExecArgs) -> Result<i32> {
             console,
             proxied_console: proxy_end.is_some(),
             preserve_fds: args.preserve_fds,
+            tail,
         },
         &cgroup,
     )?;

@@ -1,15 +1,20 @@
 //! CVE-2019-5736: a container process that reaches our /proc/<pid>/exe must never
-//! be able to open the host binary for writing. Commands that put a process into
-//! a container first re-execute paddock from a read-only view of it: a detached
-//! overlayfs (no copy, no mount in any namespace) whose layers are the binary's
-//! directory and an empty tmpfs (or /dev on kernels that refuse detached layers);
-//! where that is not possible (unprivileged, or a
-//! path overlayfs cannot take), a sealed memfd copy that can be neither written
-//! nor resized.
+//! be able to open the host binary for writing, nor execve it as its own program.
+//! Two ways, chosen per command (`for_container`):
+//! - usually, the process paddock puts into a container execs the exec tail
+//!   (tail/tail.rs) from a sealed memfd once its setup is done, and the tail execs the
+//!   program: paddock itself is not re-executed;
+//! - when a step after that point needs paddock (a seccomp filter loaded before the
+//!   capabilities drop, an LSM label for the next execve, startContainer hooks), the
+//!   whole command re-executes paddock from a read-only view of it first: a detached
+//!   overlayfs (no copy, no mount in any namespace) whose layers are the binary's
+//!   directory and an empty tmpfs (or /dev on kernels that refuse detached layers);
+//!   where that is not possible (unprivileged, or a path overlayfs cannot take), a
+//!   sealed memfd copy that can be neither written nor resized.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Context, Result};
@@ -39,20 +44,47 @@ fn running_sealed(exe: &File) -> bool {
     }
 }
 
-/// Re-executes the current process from a sealed memfd copy of its binary, unless
-/// it already runs from one. Returns only when nothing needed doing.
-pub fn ensure_sealed() -> Result<()> {
+/// The exec tail, built by build.rs from tail/tail.rs.
+const TAIL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/paddock-tail"));
+
+/// For a command that puts a process into a container: the sealed exec tail that
+/// process is to exec, or None when paddock already runs sealed. With `needs_paddock`
+/// (the process needs paddock after the tail's point), re-executes the command from a
+/// sealed view of paddock instead; warnings held until now are then left to the
+/// re-executed command, which gives them again.
+pub fn for_container(needs_paddock: bool) -> Result<Option<OwnedFd>> {
     let exe = File::open("/proc/self/exe").context("open /proc/self/exe")?;
     if running_sealed(&exe) {
-        return Ok(());
+        crate::logger::release_warnings();
+        return Ok(None);
     }
+    if !needs_paddock {
+        crate::logger::release_warnings();
+        return sealed_memfd(c"paddock-init", |fd| {
+            write_all(fd, TAIL).context("write the exec tail into a memfd")?;
+            // Unreadable to a container user without DAC capabilities: execve then
+            // leaves the tail non-dumpable from its first instruction.
+            nix::sys::stat::fchmod(
+                fd.as_raw_fd(),
+                nix::sys::stat::Mode::from_bits_truncate(0o111),
+            )
+            .context("chmod the exec tail's memfd")
+        })
+        .map(Some);
+    }
+    crate::logger::discard_warnings();
+    reexec_sealed(&exe).inspect_err(|_| crate::logger::release_warnings())
+}
+
+/// Re-executes the current process from a sealed view of its binary. Returns only on failure.
+fn reexec_sealed(exe: &File) -> Result<Option<OwnedFd>> {
     let sealed = match overlay_view() {
         Ok(fd) => fd,
         Err(e) => {
             crate::logger::debug(&format!(
                 "overlayfs view of the binary: {e:#}; copying to a memfd"
             ));
-            sealed_copy(&exe)?
+            sealed_copy(exe)?
         }
     };
     let args: Vec<CString> = std::env::args_os()
@@ -68,6 +100,11 @@ pub fn ensure_sealed() -> Result<()> {
         })
         .collect::<std::result::Result<_, _>>()
         .context("environment with a NUL byte")?;
+    Err(exec_fd(sealed.as_raw_fd(), &args, &env)).context("re-execute from the sealed copy")
+}
+
+/// execveat(fd, "", AT_EMPTY_PATH): runs the file `fd` refers to. Returns only on failure.
+pub fn exec_fd(fd: RawFd, args: &[CString], env: &[CString]) -> std::io::Error {
     let argv: Vec<*const libc::c_char> = args
         .iter()
         .map(|a| a.as_ptr())
@@ -82,18 +119,26 @@ pub fn ensure_sealed() -> Result<()> {
     unsafe {
         libc::syscall(
             libc::SYS_execveat,
-            sealed.as_raw_fd(),
+            fd,
             c"".as_ptr(),
             argv.as_ptr(),
             envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         )
     };
-    Err(std::io::Error::last_os_error()).context("re-execute from the sealed copy")
+    std::io::Error::last_os_error()
 }
 
 fn sealed_copy(exe: &File) -> Result<OwnedFd> {
-    let name = c"paddock";
+    let len = exe.metadata().context("stat /proc/self/exe")?.len();
+    sealed_memfd(c"paddock", |memfd| copy_file(exe, memfd, len))
+}
+
+/// A memfd that `fill` writes, then sealed against writing and resizing.
+fn sealed_memfd(
+    name: &std::ffi::CStr,
+    fill: impl FnOnce(&OwnedFd) -> Result<()>,
+) -> Result<OwnedFd> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: memfd_create with a valid name; retried without MFD_EXEC on older kernels.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
@@ -106,7 +151,31 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd> {
     }
     // SAFETY: a fresh fd that nothing else owns.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = exe.metadata().context("stat /proc/self/exe")?.len();
+    fill(&memfd)?;
+    // SAFETY: adding seals to our own memfd.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("seal memfd");
+    }
+    Ok(memfd)
+}
+
+fn write_all(fd: &OwnedFd, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: write from a valid buffer to our own fd.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+fn copy_file(exe: &File, memfd: &OwnedFd, len: u64) -> Result<()> {
     let mut copied: u64 = 0;
     while copied < len {
         // SAFETY: in-kernel copy between two valid fds.
@@ -126,11 +195,7 @@ fn sealed_copy(exe: &File) -> Result<OwnedFd> {
         }
         copied += n as u64;
     }
-    // SAFETY: adding seals to our own memfd.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("seal memfd");
-    }
-    Ok(memfd)
+    Ok(())
 }
 
 /// The running binary opened through a detached, read-only overlayfs whose layers

@@ -36,6 +36,7 @@ pub struct ExecArgs<'a> {
     /// The console goes to our own foreground proxy (no --console-socket).
     pub proxied_console: bool,
     pub preserve_fds: u32,
+    pub tail: Option<OwnedFd>,
 }
 
 pub fn run(mut args: ExecArgs<'_>) -> ! {
@@ -107,6 +108,10 @@ fn setup(a: &mut ExecArgs<'_>) -> Result<Infallible> {
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
     load_seccomp(seccomp, &state)?;
     reset_signals();
+    if let Some(tail) = &a.tail {
+        // No filter here (tail.rs); the channel stays open until the tail execs.
+        return super::tail::exec(tail, &a.chan, None, &exe, process, &env);
+    }
     // No Ready message: the channel is close-on-exec, so the parent sees EOF
     // exactly when execve succeeded, and our Error message when it did not.
     exec(&exe, process, &env)

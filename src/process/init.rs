@@ -39,6 +39,7 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub close_fds: Vec<RawFd>,
+    pub tail: Option<OwnedFd>,
 }
 
 pub fn run(mut args: InitArgs<'_>) -> ! {
@@ -230,6 +231,12 @@ fn setup(a: &mut InitArgs<'_>) -> Result<Infallible> {
         has_cpuset(linux),
     )?;
     let seccomp = confine(process, seccomp, &state, a.preserve_fds)?;
+    if let Some(tail) = &a.tail {
+        // No filter and no startContainer hooks here (tail.rs): the tail reports Ready,
+        // waits for start and execs, as below.
+        reset_signals();
+        return super::tail::exec(tail, &a.chan, Some(&a.fifo), &exe, process, &env);
+    }
 
     a.chan.send(&Message::Ready)?;
     wait_for_start(&a.fifo)?;

@@ -7,6 +7,7 @@ mod env;
 mod exec;
 mod hop;
 mod init;
+pub mod tail;
 
 use std::fs::{self, File};
 use std::os::fd::{OwnedFd, RawFd};
@@ -32,6 +33,8 @@ pub struct Launch<'a> {
     pub no_new_keyring: bool,
     /// Parent-only fds (the state-dir lock) that init must close at once.
     pub close_in_child: Vec<RawFd>,
+    /// The sealed exec tail init ends with, unless paddock runs sealed (linux/exeseal.rs).
+    pub tail: Option<OwnedFd>,
 }
 
 /// Clones init into `cgroup` (see cgroups/entry.rs), writes its id maps, runs the runtime-namespace
@@ -105,6 +108,7 @@ pub fn spawn_init(
             no_pivot: launch.no_pivot,
             no_new_keyring: launch.no_new_keyring,
             close_fds: launch.close_in_child,
+            tail: launch.tail,
         });
     }
     let clone_err = std::io::Error::last_os_error();
@@ -391,6 +395,8 @@ pub struct ExecLaunch<'a> {
     /// The console goes to our own foreground proxy (no --console-socket).
     pub proxied_console: bool,
     pub preserve_fds: u32,
+    /// The sealed exec tail, unless paddock runs sealed (linux/exeseal.rs).
+    pub tail: Option<OwnedFd>,
 }
 
 /// Namespace files under /proc/<pid>/ns, user first and mount last; pid and time
@@ -476,6 +482,7 @@ pub fn spawn_exec(launch: ExecLaunch<'_>, cgroup: &Cgroup) -> Result<i32> {
             console: launch.console,
             proxied_console: launch.proxied_console,
             preserve_fds: launch.preserve_fds,
+            tail: launch.tail,
         });
     }
     let clone_err = std::io::Error::last_os_error();
