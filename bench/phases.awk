@@ -15,13 +15,16 @@ function mark(key) {
 # The first quoted argument of a call, quotes kept ("" if none).
 function path(s) { return match(s, /"[^"]*"/) ? substr(s, RSTART, RLENGTH) : "" }
 function duration(s) { return match(s, /<[0-9.]+>$/) ? substr(s, RSTART + 1, RLENGTH - 2) : 0 }
-# What call i is about: its first path, else the path its fd was opened from ("fd N" if unknown).
-function about(s, p, fd) {
+# What a call is about: the path it names, else the constant it starts with (PR_..., BPF_...),
+# else the path its fd was opened from ("fd N" if unknown).
+function about(s, p, a) {
 	p = path(s)
-	if (p != "" && s !~ /^(read|write|sendto|recvfrom)\(/) return p
-	fd = s; sub(/^[a-z0-9_]+\(/, "", fd); sub(/[,)].*/, "", fd)
-	if (fd !~ /^[0-9]+$/) return ""
-	return ((pid, fd) in fdpath) ? fdpath[pid, fd] : "fd " fd
+	a = s; sub(/^[a-z0-9_]+\(/, "", a); sub(/[,)].*/, "", a)
+	if (s ~ /^(read|write|sendto|recvfrom|recvmsg|sendmsg)\(/) p = ""
+	if (p != "" && (a ~ /^"/ || a == "AT_FDCWD" || a ~ /^[0-9]+$/)) return p
+	if (a ~ /^[A-Z][A-Z0-9_]*$/) return a
+	if (a !~ /^[0-9]+$/) return ""
+	return ((pid, a) in fdpath) ? fdpath[pid, a] : "fd " a
 }
 function waits(i) {
 	return name[i] ~ /^(wait4|waitid|poll|ppoll|select|pselect6|epoll_wait|epoll_pwait|futex|nanosleep|clock_nanosleep)$/ ||

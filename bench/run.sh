@@ -34,7 +34,7 @@ work=$(mktemp -d /tmp/paddock-bench.XXXXXX)
 tag=pb$$x$RANDOM
 trap teardown EXIT
 trap 'exit 130' INT TERM
-log() { [ -t 2 ] && echo "bench: $*" >&2 || true; }
+log() { [ -t 2 ] && echo "bench: ${SECONDS}s: $*" >&2 || true; }
 prep=$here/prep.sh
 R=$work/roots
 
@@ -269,6 +269,6 @@ teardown
 read -r sd cg pc mn < <(leftovers "$tag" "$work/roots")
 lit=$(unified_litter "$tag")
 echo
-echo "After teardown: $cg cgroups, $pc processes, $mn mounts, $lit unified-tmpfs directories named by this run's tag ($tag); work dir $([ -e "$work" ] && echo "STILL THERE: $work" || echo removed)."
+echo "Bench time ${SECONDS} s. After teardown: $cg cgroups, $pc processes, $mn mounts, $lit unified-tmpfs directories named by this run's tag ($tag); work dir $([ -e "$work" ] && echo "STILL THERE: $work" || echo removed)."
 [ $((cg + pc + mn + lit)) = 0 ] && [ ! -e "$work" ] || failed=1
 exit "$failed"
