@@ -20,6 +20,14 @@ hf_ms() {
 		grep . || echo "n/a n/a n/a"
 }
 
+# From a hyperfine JSON export: "USER_MS SYSTEM_MS", the mean CPU times of benchmark $2 (with
+# the children it waited for).
+hf_cpu() {
+	jq -r --arg n "$2" '.results[] | select(.command == $n)
+		| [.user, .system] | map(. * 1000 | . * 100 | round / 100 | tostring) | join(" ")' "$1" 2>/dev/null |
+		grep . || echo "n/a n/a"
+}
+
 # The runtime binary that owns a root dir named <runtime>-<purpose>.
 root_runtime() {
 	case ${1##*/} in

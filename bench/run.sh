@@ -103,14 +103,16 @@ echo
 echo "## \`run\` of /bin/true, $runs runs each (one hyperfine invocation); floor = \`$floor\`"
 hf run --warmup 5 --runs "$runs" "${cmds[@]}"
 for n in paddock crun runc floor; do res[run.$n]=$(hf_ms "$out/run.json" "$n"); done
-echo "| command | median ms | min–max ms | ÷ crun | ÷ runc | ÷ floor |"
-echo "|---|---|---|---|---|---|"
+echo "| command | median ms | min–max ms | CPU user + sys ms (mean) | ÷ crun | ÷ runc | ÷ floor |"
+echo "|---|---|---|---|---|---|---|"
 for n in paddock crun runc floor; do
 	read -r m lo hi <<<"$(get run "$n")"
-	row="| $n | $m | $lo–$hi |"
+	read -r u sy <<<"$(hf_cpu "$out/run.json" "$n")"
+	row="| $n | $m | $lo–$hi | $u + $sy |"
 	for d in crun runc floor; do row+=" $(ratio "$m" "$(med run "$d")") |"; done
 	echo "$row"
 done
+echo "CPU: hyperfine's mean user and system time of the command and the children it waited for (tick-sampled: rough)."
 notes
 
 log "create/start/delete/exec series"
