@@ -99,9 +99,13 @@ bench: build bench-deps
 bench-shim: build bench-deps
 	bench/shim.sh $(CURDIR)/$(BIN)
 
+# The report is cut out of the guest's console (boot.sh keeps it in target/guest/console.log);
+# the guest's exit status is make's.
 bench-v2: build bench-deps
 	@mkdir -p bench/out
-	integration/guest/boot.sh bench/guest.sh $(CURDIR)/$(BIN) | tee bench/out/report-v2.txt
+	integration/guest/boot.sh bench/guest.sh $(CURDIR)/$(BIN); rc=$$?; \
+	sed -n '/^# paddock bench/,/^PADDOCK_GUEST_EXIT/p' target/guest/console.log | tr -d '\r' >bench/out/report-v2.txt; \
+	exit $$rc
 
 lint: cri-client-deps
 	$(CARGO) fmt --all --check
