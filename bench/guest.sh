@@ -11,7 +11,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$(mktemp -d /tmp/paddock-bin.XXXXXX)/paddock
 cp "$1" "$bin"
-export RUNS=${RUNS:-15} STEP_RUNS=${STEP_RUNS:-8} RSS_ROUNDS=${RSS_ROUNDS:-3}
+export RUNS=${RUNS:-15} STEP_RUNS=${STEP_RUNS:-9} ROUNDS=${ROUNDS:-3} RSS_ROUNDS=${RSS_ROUNDS:-3}
 export STORM_N=${STORM_N:-60} STORM_P=${STORM_P:-4} PHASE_RUNS=${PHASE_RUNS:-3}
 # stderr joins the report (no progress lines: they would land inside its tables).
 "$here/run.sh" "$bin" 2>&1 | cat

@@ -13,15 +13,23 @@ stats() {
 # ratio A/B to two decimals, or n/a.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
 
-# From a hyperfine JSON export: "MEDIAN_MS MIN_MS MAX_MS" of the benchmark named $2.
+# hyperfine JSON exports of the same commands merged into one: per command all the run times,
+# and the means of the user and system CPU times.
+hf_merge() {
+	jq -s '[.[].results[]] | group_by(.command) | { results: map({ command: .[0].command,
+		times: (map(.times) | add), user: (map(.user) | add / length), system: (map(.system) | add / length) }) }' "$@"
+}
+
+# From a (merged) hyperfine JSON export: "MEDIAN_MS MIN_MS MAX_MS" of the benchmark named $2.
 hf_ms() {
-	jq -r --arg n "$2" '.results[] | select(.command == $n)
-		| [.median, .min, .max] | map(. * 1000 | . * 100 | round / 100 | tostring) | join(" ")' "$1" 2>/dev/null |
+	jq -r --arg n "$2" '.results[] | select(.command == $n) | .times | sort
+		| [(if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end), .[0], .[-1]]
+		| map(. * 1000 | . * 100 | round / 100 | tostring) | join(" ")' "$1" 2>/dev/null |
 		grep . || echo "n/a n/a n/a"
 }
 
-# From a hyperfine JSON export: "USER_MS SYSTEM_MS", the mean CPU times of benchmark $2 (with
-# the children it waited for).
+# From a (merged) hyperfine JSON export: "USER_MS SYSTEM_MS", the mean CPU times of benchmark
+# $2 (with the children it waited for).
 hf_cpu() {
 	jq -r --arg n "$2" '.results[] | select(.command == $n)
 		| [.user, .system] | map(. * 1000 | . * 100 | round / 100 | tostring) | join(" ")' "$1" 2>/dev/null |

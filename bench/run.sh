@@ -4,7 +4,8 @@
 # raw hyperfine output and the per-phase breakdown bench/out/phases.txt next to it). Timings
 # are noisy on a shared machine: the commands compared run in one hyperfine invocation, and
 # the ratios are the result, above all the ratio to crun (issue 16's goals, checked at the end).
-# Knobs (environment): RUNS=60 STEP_RUNS=40 RSS_ROUNDS=10 STORM_N=500 STORM_P=8 PHASE_RUNS=9.
+# Knobs (environment): RUNS=60 STEP_RUNS=40 (each split over ROUNDS=4 hyperfine invocations)
+# RSS_ROUNDS=10 STORM_N=500 STORM_P=8 PHASE_RUNS=9.
 # Every container has a private --root under a temp dir and an ID starting with a per-run
 # tag; the EXIT trap deletes them all and removes any cgroup, process or mount named by it.
 # Exit status 1 only when a series failed (a goal NOT MET is a result, not a failure).
@@ -26,7 +27,7 @@ if [ -z "${PADDOCK_BENCH_INNER:-}" ]; then
 	exit "${PIPESTATUS[0]}"
 fi
 bin=$(readlink -f "$1")
-runs=${RUNS:-60} step_runs=${STEP_RUNS:-40} rss_rounds=${RSS_ROUNDS:-10}
+runs=${RUNS:-60} step_runs=${STEP_RUNS:-40} rss_rounds=${RSS_ROUNDS:-10} rounds=${ROUNDS:-4}
 storm_n=${STORM_N:-500} storm_p=${STORM_P:-8} phase_runs=${PHASE_RUNS:-9}
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
@@ -45,13 +46,24 @@ cp -a "$work/bundle" "$work/sleeper"
 sed -i -z 's/"args": \[[^]]*\]/"args": ["sleep", "3600"]/' "$work/sleeper/config.json"
 b=$work/bundle
 
-# hyperfine SERIES ARGS...: one invocation, raw output kept; a failed series is reported, not fatal.
+# hf SERIES RUNS WARMUP ARGS...: RUNS runs of each command, in $rounds hyperfine invocations
+# of RUNS/$rounds runs each, so that a change of the machine's load (other jobs) falls on every
+# command alike rather than on the one whose block it hits. Their times merged into
+# $out/SERIES.json, the raw output kept in $out/SERIES.txt; a failed series is reported, not fatal.
+# total RUNS: the runs hf makes of each command for RUNS asked (a multiple of $rounds).
+total() { echo $((($1 + rounds - 1) / rounds * rounds)); }
 hf() {
-	local name=$1
-	shift
-	hyperfine -N --export-json "$out/$name.json" "$@" >"$out/$name.txt" 2>&1 && return 0
-	echo "**series \`$name\` failed**: $(grep -m1 -iE 'error|fail' "$out/$name.txt" | cut -c1-200) (bench/out/$name.txt)" >>"$work/notes"
-	rm -f "$out/$name.json"
+	local name=$1 n=$((($2 + rounds - 1) / rounds)) warmup=$3 r
+	shift 3
+	: >"$out/$name.txt"
+	for ((r = 1; r <= rounds; r++)); do
+		if ! hyperfine -N --warmup "$warmup" --runs "$n" --export-json "$work/$name.$r.json" "$@" >>"$out/$name.txt" 2>&1; then
+			echo "**series \`$name\` failed**: $(grep -m1 -iE 'error|fail' "$out/$name.txt" | cut -c1-200) (bench/out/$name.txt)" >>"$work/notes"
+			rm -f "$out/$name.json"
+			return 0
+		fi
+	done
+	hf_merge "$work/$name".*.json >"$out/$name.json"
 }
 # Failures noted while a table was being printed, printed after it.
 # A failed series makes the whole bench exit 1 once the report is printed.
@@ -100,8 +112,8 @@ for n in "${rts[@]}"; do cmds+=(-n "$n" "${rt[$n]} --root $R/$n-main run -b $b $
 floor="unshare -m -u -i -p -n -f --mount-proc chroot ROOTFS /bin/true"
 cmds+=(-n floor "${floor/ROOTFS/$b/rootfs}")
 echo
-echo "## \`run\` of /bin/true, $runs runs each (one hyperfine invocation); floor = \`$floor\`"
-hf run --warmup 5 --runs "$runs" "${cmds[@]}"
+echo "## \`run\` of /bin/true, $(total "$runs") runs each (in $rounds hyperfine invocations over all); floor = \`$floor\`"
+hf run "$runs" 3 "${cmds[@]}"
 for n in paddock crun runc floor; do res[run.$n]=$(hf_ms "$out/run.json" "$n"); done
 echo "| command | median ms | min–max ms | CPU user + sys ms (mean) | ÷ crun | ÷ runc | ÷ floor |"
 echo "|---|---|---|---|---|---|---|"
@@ -117,8 +129,8 @@ notes
 
 log "create/start/delete/exec series"
 echo
-echo "## create / start / delete ($step_runs runs each) and exec into a running container ($runs runs), ms"
-echo "Each step is one hyperfine invocation over all runtimes; the container is put in the state the step needs before each run (prep.sh)."
+echo "## create / start / delete ($(total "$step_runs") runs each) and exec into a running container ($(total "$runs") runs), ms"
+echo "Each step runs in $rounds hyperfine invocations over all runtimes; the container is put in the state the step needs before each run (prep.sh)."
 echo "| step | paddock | crun | runc | paddock ÷ crun | paddock ÷ runc |"
 echo "|---|---|---|---|---|---|"
 # step, state to prepare, command after the runtime's --root.
@@ -126,13 +138,13 @@ for s in "create absent create -b $b" "start created start" "delete stopped dele
 	set -- $s
 	step=$1 st=$2
 	shift 2
-	args=(--warmup 3 --runs "$step_runs") clean=""
+	args=() clean=""
 	for n in "${rts[@]}"; do
 		id=$tag-$step-${n:0:1}
 		args+=(--prepare "$prep $st ${rt[$n]} $R/$n-main $b $id" -n "$n" "${rt[$n]} --root $R/$n-main $* $id")
 		clean+="$prep absent ${rt[$n]} $R/$n-main $b $id; "
 	done
-	hf "$step" "${args[@]}" --cleanup "sh -c '$clean'"
+	hf "$step" "$step_runs" 2 "${args[@]}" --cleanup "sh -c '$clean'"
 	for n in paddock crun runc; do res[$step.$n]=$(hf_ms "$out/$step.json" "$n"); done
 	echo "| $step | $(cell "$(get "$step" paddock)") | $(cell "$(get "$step" crun)") | $(cell "$(get "$step" runc)") |$(vs "$step")"
 done
@@ -141,7 +153,7 @@ for n in "${rts[@]}"; do
 	"$prep" running "${rt[$n]}" "$R/$n-main" "$work/sleeper" "$tag-${n:0:1}e"
 	ecmds+=(-n "$n" "${rt[$n]} --root $R/$n-main exec $tag-${n:0:1}e /bin/true")
 done
-hf exec --warmup 5 --runs "$runs" "${ecmds[@]}"
+hf exec "$runs" 3 "${ecmds[@]}"
 for n in paddock crun runc; do res[exec.$n]=$(hf_ms "$out/exec.json" "$n"); done
 echo "| exec | $(cell "$(get exec paddock)") | $(cell "$(get exec crun)") | $(cell "$(get exec runc)") |$(vs exec)"
 notes
