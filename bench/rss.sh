@@ -5,6 +5,7 @@
 # Writes OUTDIR/<op> (one value per round) and prints "OP MEDIAN MIN MAX" per op.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 rt=$1 root=$2 bundle=$3 id=$4 exec_id=$5 n=$6 dir=$7
 mkdir -p "$dir"
