@@ -17,10 +17,11 @@ if [ -z "${PADDOCK_BENCH_INNER:-}" ]; then
 	# crun refuses a hybrid host only because of the hugetlb-only v2 mount at
 	# /sys/fs/cgroup/unified: on such a host every runtime runs in a private mount namespace
 	# without it (on the v1 controllers), so that crun is measured beside the others.
-	inner=("$BASH" "$0" "$@") where=host
+	# Always a private mount namespace: the state roots get a tmpfs there (below).
+	inner=(unshare --mount --propagation private "$BASH" "$0" "$@") where=host
 	if mountpoint -q /sys/fs/cgroup/unified && [ -d /sys/fs/cgroup/memory ]; then
 		inner=(unshare --mount --propagation private "$BASH" -c \
-			'umount /sys/fs/cgroup/unified && exec "$0" "$@"' "${inner[@]}")
+			'umount /sys/fs/cgroup/unified && exec "$0" "$@"' "$BASH" "$0" "$@")
 		where=private
 	fi
 	PADDOCK_BENCH_INNER=$where "${inner[@]}" | tee "$out/report.md"
@@ -38,6 +39,10 @@ trap 'exit 130' INT TERM
 log() { [ -t 2 ] && echo "bench: ${SECONDS}s: $*" >&2 || true; }
 prep=$here/prep.sh
 R=$work/roots
+# The runtimes keep their state under /run, a tmpfs on a systemd host (here it may be the
+# root filesystem): every runtime's --root is on a private tmpfs, as it would be there.
+mkdir -p "$R"
+[ "$(stat -f -c %T "$R")" = tmpfs ] || mount -t tmpfs -o mode=700 tmpfs "$R"
 
 PADDOCK=$bin "$here/../scripts/make-bundle.sh" "$work/bundle" /bin/true >/dev/null
 # runc 1.1 and crun 1.8 predate runtime-spec 1.3; all three get the same config under 1.0.2.
