@@ -84,6 +84,65 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
 
+// The compiler may turn copies and fills into calls to these; nothing else provides
+// them here. Written with `rep` string instructions, so that they cannot be turned
+// into calls to themselves.
+
+/// # Safety
+/// As C's memcpy: `n` bytes, valid and not overlapping.
+#[no_mangle]
+unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
+        options(nostack, preserves_flags));
+    dst
+}
+
+/// # Safety
+/// As C's memmove: `n` bytes, valid; they may overlap.
+#[no_mangle]
+unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize) + n {
+        return memcpy(dst, src, n);
+    }
+    // Overlapping with dst above src: copy backwards.
+    asm!("std", "rep movsb", "cld",
+        inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+        inout("rcx") n => _, options(nostack));
+    dst
+}
+
+/// # Safety
+/// As C's memset: `n` bytes, valid.
+#[no_mangle]
+unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    asm!("rep stosb", inout("rdi") dst => _, inout("rcx") n => _, in("al") c as u8,
+        options(nostack, preserves_flags));
+    dst
+}
+
+/// # Safety
+/// As C's memcmp: `n` bytes of each, valid.
+#[no_mangle]
+unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        let (x, y) = (
+            core::ptr::read_volatile(a.add(i)),
+            core::ptr::read_volatile(b.add(i)),
+        );
+        if x != y {
+            return x as i32 - y as i32;
+        }
+    }
+    0
+}
+
+/// # Safety
+/// As memcmp.
+#[no_mangle]
+unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    memcmp(a, b, n)
+}
+
 /// The entry point: `sp` points at argc, then argv, NULL, envp, NULL.
 ///
 /// # Safety
