@@ -69,7 +69,7 @@ cri-client: cri-client-deps
 # (which this host's kernel lacks), run inside (TEST or TEST:FILTER; the guest is slower,
 # so exec runs only its cgroup and AppArmor cases; fields: SCHED_FIFO and the CPU affinity
 # of an exec cloned into its v2 cgroup; checkpoint: CRIU works on this kernel; rootless: a delegated v2 subtree).
-V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint rootless
+V2_TESTS := cgroups cgroups_v2 devices devices_v2 lifecycle parity exec:cgroup apparmor exec:apparmor security_fds:t13_ security_fds:t14_ fields checkpoint parity_checkpoint rootless exec_tail
 test-v2: build
 	integration/guest/v2-tests.sh $(CURDIR)/$(BIN) $(V2_TESTS)
 
