@@ -83,7 +83,9 @@ leftovers() {
 	sd=$(find "$2" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 	cg=$(find /sys/fs/cgroup -mindepth 2 "${skip[@]}" -type d -name "*$1*" -print 2>/dev/null | wc -l)
 	pr=$(prefix_pids "$1" | wc -l)
-	mn=$(grep -cF -e "$1" -e "$work/" /proc/self/mountinfo || true)
+	# Mounts naming the prefix or under $work, but for the state roots' own tmpfs ($R).
+	mn=$(awk -v p="$1" -v w="$work/" -v r="$R" \
+		'index($0, p) || (index($5, w) == 1 && $5 != r) { n++ } END { print n + 0 }' /proc/self/mountinfo)
 	echo "$sd $cg $pr $mn"
 }
 
