@@ -19,13 +19,13 @@ dir=$(dirname "$out")
 keys="start reexec state cgroup clone mounts pivot exec reap cgrm strm"
 label() { # KEY: "what the phase holds|its landmark"
 	case $1 in
-	start) echo "process start, sealed-binary set-up|execve of the runtime" ;;
-	reexec) echo "re-executed copy's start-up, config read, parse and checks|execveat" ;;
+	start) echo "process start (and, where it re-executes, sealed-binary set-up; else config read, parse and checks)|execve of the runtime" ;;
+	reexec) echo "re-executed copy's start-up, config read, parse and checks|execveat by the runtime's process" ;;
 	state) echo "state dir and state files|mkdir ROOT/ID" ;;
 	cgroup) echo "cgroup creation and limits|first mkdir under /sys/fs/cgroup" ;;
 	clone) echo "clone of init, cgroup join, sync, hostname, lo up|clone" ;;
 	mounts) echo "init: mount namespace set-up|init's first mount" ;;
-	pivot) echo "init: pivot_root to execve (ids, caps, fds)|pivot_root" ;;
+	pivot) echo "init: pivot_root to execve (ids, caps, fds; paddock: its exec tail)|pivot_root" ;;
 	exec) echo "the container process (/bin/true)|its execve" ;;
 	reap) echo "wait, state read|the process's exit" ;;
 	cgrm) echo "cgroup removal|first rmdir under /sys/fs/cgroup" ;;
