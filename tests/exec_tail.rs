@@ -139,6 +139,15 @@ fn exec_reports_a_program_the_kernel_cannot_exec_with_or_without_the_tail() {
             out.stderr, "exec failed: exec /garbage: ENOEXEC: Exec format error\n",
             "filtered: {filtered}"
         );
+        // The tail escapes the message it sends as JSON: quotes, backslashes, controls.
+        let odd = "gar\"ba\\ge\tx";
+        fs::copy(b.rootfs.join("garbage"), b.rootfs.join(odd)).unwrap();
+        let out = env.paddock(&["exec", &id, &format!("/{odd}")]);
+        assert_eq!(
+            out.stderr,
+            format!("exec failed: exec /{odd}: ENOEXEC: Exec format error\n"),
+            "filtered: {filtered}"
+        );
         let ok = env.paddock(&["exec", &id, "sh", "-c", "echo $0", "fine"]);
         assert_eq!(ok.success().stdout, "fine\n");
         env.paddock(&["delete", "-f", &id]).success();
