@@ -110,6 +110,8 @@ pub fn create_default_devices(
     devices: &[LinuxDevice],
 ) -> Result<()> {
     validate(devices)?;
+    // Resolved once: every default node, most listed ones and the symlinks go here.
+    let dev = mkdir_all_in_root(root, Path::new("/dev"), 0o755)?;
     let listed = |path: &Path| devices.iter().any(|d| d.path() == path);
     for (path, major, minor) in DEFAULT_DEVICES {
         let path = Path::new(path);
@@ -125,7 +127,7 @@ pub fn create_default_devices(
             uid: 0,
             gid: 0,
         };
-        create_node(root, &node, in_userns)
+        create_node(root, dev.as_fd(), &node, in_userns)
             .with_context(|| format!("create device {}", path.display()))?;
     }
     for d in devices {
@@ -142,10 +144,9 @@ pub fn create_default_devices(
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
         };
-        create_node(root, &node, in_userns)
+        create_node(root, dev.as_fd(), &node, in_userns)
             .with_context(|| format!("create device {}", d.path().display()))?;
     }
-    let dev = mkdir_all_in_root(root, Path::new("/dev"), 0o755)?;
     create_dev_symlinks(dev.as_fd())?;
     if !listed(Path::new("/dev/ptmx")) {
         link_ptmx(dev.as_fd())?;
@@ -153,14 +154,25 @@ pub fn create_default_devices(
     Ok(())
 }
 
-fn create_node(root: BorrowedFd<'_>, node: &Node<'_>, in_userns: bool) -> Result<()> {
+/// Creates `node` in its parent directory: `dev` (the resolved /dev) when
+/// that is the parent, else the parent resolved (and created) in `root`.
+fn create_node(
+    root: BorrowedFd<'_>,
+    dev: BorrowedFd<'_>,
+    node: &Node<'_>,
+    in_userns: bool,
+) -> Result<()> {
     let (Some(parent), Some(name)) = (node.path.parent(), node.path.file_name()) else {
         bail!("not a file path");
     };
-    let dir = mkdir_all_in_root(root, parent, 0o755)?;
+    let nested = match parent == Path::new("/dev") {
+        true => None,
+        false => Some(mkdir_all_in_root(root, parent, 0o755)?),
+    };
+    let dir = nested.as_ref().map_or(dev, |d| d.as_fd());
     // FIFOs need no privilege; device nodes need CAP_MKNOD in the initial userns.
     if in_userns && node.kind != SFlag::S_IFIFO {
-        return bind_host_device(dir.as_fd(), name, node);
+        return bind_host_device(dir, name, node);
     }
     // A FIFO has no device number, whatever major/minor the config gives.
     let rdev = if node.kind == SFlag::S_IFIFO {
@@ -168,8 +180,8 @@ fn create_node(root: BorrowedFd<'_>, node: &Node<'_>, in_userns: bool) -> Result
     } else {
         libc::makedev(node.major, node.minor)
     };
-    mknod_replacing(dir.as_fd(), name, node.kind, rdev)?;
-    let (fd, st) = open_nofollow_at(dir.as_fd(), name, OFlag::empty())?;
+    mknod_replacing(dir, name, node.kind, rdev)?;
+    let (fd, st) = open_nofollow_at(dir, name, OFlag::empty())?;
     if file_type(&st) != node.kind || st.st_rdev != rdev {
         bail!("{name:?} changed after mknod");
     }

@@ -356,12 +356,18 @@ fn mount_fs_into_root(
         "tmpfs" => open_if_exists_in_root(root, dest, libc::O_PATH)?,
         _ => None,
     };
-    if let Some(fd) = &existing {
+    let mut target = None;
+    if let Some(fd) = existing {
         let st = fstat(fd.as_raw_fd()).with_context(|| format!("stat {}", dest.display()))?;
         let mode = format!("mode={:04o}", st.st_mode & 0o7777);
         data = [mode, data].join(",").trim_end_matches(',').to_string();
+        // The directory mkdir_all_in_root would resolve (the same scoped lookup).
+        target = (file_type(&st) == SFlag::S_IFDIR).then_some(fd);
     }
-    let target = mkdir_all_in_root(root, dest, 0o755)?;
+    let target = match target {
+        Some(fd) => fd,
+        None => mkdir_all_in_root(root, dest, 0o755)?,
+    };
     let allowed = typ == "proc" || proc_mount_allowed(dest, typ, false);
     check_not_on_procfs(target.as_fd(), allowed)?;
     // Opened before the mount covers it: the content tmpcopyup copies up.

@@ -445,16 +445,21 @@ pub(crate) fn mount_cgroup(
         else {
             continue;
         };
-        let sub = dest.join(name);
+        // Resolved in the tmpfs just mounted (its fd is at hand), not again
+        // from the rootfs: the hierarchy's directory is one name below it.
+        let sub = Path::new(name);
+        let shown = dest.join(name);
         if own_ns {
-            mount_cgroupfs(root, &sub, "cgroup", &h.options, flags, &h.mount, in_userns)?;
+            let (data, host) = (&h.options, &h.mount);
+            mount_cgroupfs(tmpfs.as_fd(), sub, "cgroup", data, flags, host, in_userns)
+                .with_context(|| format!("cgroup hierarchy {}", shown.display()))?;
         } else {
             let mut opts = parse_options(&[]);
             opts.flags = flags;
             opts.is_bind = true;
             opts.is_recursive_bind = true;
-            bind_into_root(root, &sub, &cgroups::own::own_dir(&h)?, &opts, None)
-                .with_context(|| format!("bind the container's cgroup on {}", sub.display()))?;
+            bind_into_root(tmpfs.as_fd(), sub, &cgroups::own::own_dir(&h)?, &opts, None)
+                .with_context(|| format!("bind the container's cgroup on {}", shown.display()))?;
         }
         let name = name.to_string_lossy();
         for part in name.split(',').filter(|p| *p != name) {

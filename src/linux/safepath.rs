@@ -3,10 +3,13 @@
 //! The image is hostile: any component of a path inside it may be a symlink
 //! (absolute or full of `..`) aimed at the host. Lookups go through `openat2`
 //! with `RESOLVE_IN_ROOT`, so the kernel keeps them inside the rootfs. Creating
-//! missing components needs a userspace walk (the kernel cannot create through
-//! a dangling symlink); that walk moves from directory fd to directory fd with
-//! `O_NOFOLLOW`, keeps `..` on a stack of fds and restarts absolute symlinks at
-//! the rootfs, so it never leaves the rootfs either.
+//! a missing last component needs one more step: `mkdirat`/`mknodat` in the
+//! parent the kernel resolved, then an `O_NOFOLLOW` open of the new name. Any
+//! other case (missing parents, a dangling symlink, no openat2) takes a
+//! userspace walk (the kernel cannot create through a dangling symlink); that
+//! walk moves from directory fd to directory fd with `O_NOFOLLOW`, keeps `..`
+//! on a stack of fds and restarts absolute symlinks at the rootfs, so it never
+//! leaves the rootfs either.
 
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
@@ -46,6 +49,9 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: libc::c_int) -> Re
 /// Resolves `path` inside `root`, creating missing directories (`mode`, before
 /// umask) one at a time, and returns an `O_PATH` fd of the final directory.
 pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd> {
+    if let Some(fd) = resolve_fast(root, path, mode, Leaf::Dir) {
+        return Ok(fd);
+    }
     walk_creating(root, path, mode, Leaf::Dir)
         .with_context(|| format!("create directory {} inside the rootfs", path.display()))
 }
@@ -54,6 +60,9 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result
 /// component is an (empty) file: created if missing, reused if it exists and is
 /// not a directory. Returns an `O_PATH` fd of it.
 pub fn create_file_in_root(root: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd> {
+    if let Some(fd) = resolve_fast(root, path, mode, Leaf::File) {
+        return Ok(fd);
+    }
     walk_creating(root, path, mode, Leaf::File)
         .with_context(|| format!("create file {} inside the rootfs", path.display()))
 }
@@ -170,6 +179,55 @@ fn split_components(path: &Path) -> VecDeque<OsString> {
         .filter(|c| !c.is_empty() && *c != b".")
         .map(|c| OsString::from_vec(c.to_vec()))
         .collect()
+}
+
+/// The kernel's scoped lookup in place of the walk for the common cases: the
+/// target exists, or only its last component is missing (it is then created in
+/// the parent the kernel resolved, and opened without following a symlink).
+/// `None` sends everything else (a missing parent, a dangling or magic link,
+/// a file where a directory is wanted, no openat2) to the walk, which decides.
+fn resolve_fast(root: BorrowedFd<'_>, path: &Path, mode: u32, leaf: Leaf) -> Option<OwnedFd> {
+    let flags = match leaf {
+        Leaf::Dir => libc::O_PATH | libc::O_DIRECTORY,
+        Leaf::File => libc::O_PATH,
+    };
+    match openat2_in_root(root, path, flags) {
+        // O_DIRECTORY checked a directory; a file may be anything but one
+        // (the walk reuses any existing non-directory the path leads to).
+        Ok(fd) if leaf == Leaf::Dir => return Some(fd),
+        Ok(fd) => {
+            let st = fstat(fd.as_raw_fd()).ok()?;
+            return (file_type(&st) != SFlag::S_IFDIR).then_some(fd);
+        }
+        Err(Errno::ENOENT) => {}
+        Err(_) => return None,
+    }
+    let mut names = split_components(path);
+    let name = names.pop_back().filter(|n| n != "..")?;
+    let parent = match names.is_empty() {
+        true => None,
+        false => {
+            let parent = names.into_iter().collect::<Vec<_>>().join(OsStr::new("/"));
+            let flags = libc::O_PATH | libc::O_DIRECTORY;
+            Some(openat2_in_root(root, Path::new(&parent), flags).ok()?)
+        }
+    };
+    let dir = parent.as_ref().map_or(root, |p| p.as_fd());
+    match leaf {
+        Leaf::File => create_file_at(dir, &name, mode).ok(),
+        Leaf::Dir => {
+            let made = mkdirat(
+                Some(dir.as_raw_fd()),
+                name.as_os_str(),
+                Mode::from_bits_truncate(mode),
+            );
+            if !matches!(made, Ok(()) | Err(Errno::EEXIST)) {
+                return None;
+            }
+            // O_NOFOLLOW|O_DIRECTORY: only a real directory opens, never a symlink.
+            openat_owned(dir, &name, OFlag::O_PATH | OFlag::O_DIRECTORY).ok()
+        }
+    }
 }
 
 /// The userspace walk behind [`mkdir_all_in_root`] and [`create_file_in_root`].
@@ -382,6 +440,7 @@ fn openat_owned(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlag) -> Result<Owned
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn split_drops_empty_and_dot() {
@@ -469,6 +528,37 @@ mod tests {
         let root = s.root();
         let fd = open_if_exists_in_root(root.as_fd(), Path::new("/up/outside"), libc::O_PATH);
         assert!(fd.unwrap().is_none());
+    }
+
+    #[test]
+    fn existing_and_half_missing_paths_resolve_inside_root() {
+        let s = Scratch::new("fast");
+        let outside = s.0.join("outside");
+        std::fs::create_dir(s.0.join("root/dev")).unwrap();
+        std::os::unix::fs::symlink(&outside, s.0.join("root/host")).unwrap();
+        std::os::unix::fs::symlink("../../outside", s.0.join("root/dev/up")).unwrap();
+        let root = s.root();
+        let dev = mkdir_all_in_root(root.as_fd(), Path::new("/dev"), 0o755).unwrap();
+        let st = fstat(dev.as_raw_fd()).unwrap();
+        assert_eq!(
+            st.st_ino,
+            std::fs::metadata(s.0.join("root/dev")).unwrap().ino()
+        );
+        // Only the last component is missing: created in the resolved parent.
+        mkdir_all_in_root(root.as_fd(), Path::new("/host/pts"), 0o700).unwrap();
+        create_file_in_root(root.as_fd(), Path::new("/dev/up/file"), 0o600).unwrap();
+        let created = s.0.join("root").join(outside.strip_prefix("/").unwrap());
+        assert!(created.join("pts").is_dir());
+        assert!(s.0.join("root/outside/file").is_file());
+        assert!(s.outside_is_empty());
+        // A dangling symlink as the leaf is followed (inside the root) by the walk.
+        std::os::unix::fs::symlink("/made/here", s.0.join("root/dev/link")).unwrap();
+        mkdir_all_in_root(root.as_fd(), Path::new("/dev/link"), 0o755).unwrap();
+        assert!(s.0.join("root/made/here").is_dir());
+        // A file where a directory is, and a directory where a file is, fail.
+        assert!(create_file_in_root(root.as_fd(), Path::new("/dev"), 0o600).is_err());
+        assert!(mkdir_all_in_root(root.as_fd(), Path::new("/outside/file"), 0o755).is_err());
+        assert!(s.outside_is_empty());
     }
 
     #[test]
