@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxMemory, LinuxResources, Spec};
 
-use super::{devices, devices_bpf, v1, v2, Cgroup};
+use super::{devices, devices_bpf, read_kernel_text, v1, v2, Cgroup};
 
 /// What to do when no target file of a write exists on this host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,9 +111,11 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -
         }
         return Ok(());
     }
+    // Only a memory setting's plan looks at the current limit.
     let cur_limit = cg
         .v1_dir("memory")
-        .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .filter(|_| r.memory().is_some())
+        .and_then(|d| read_kernel_text(d.join("memory.limit_in_bytes")).ok())
         .and_then(|s| s.trim().parse::<i64>().ok())
         .unwrap_or(i64::MAX);
     apply_plan(cg, &v1::plan(r, devices, cur_limit)?)?;
@@ -180,6 +182,16 @@ fn check_shares(want: u64, file: &Path) -> Result<()> {
 /// Resolves every write to a file (or a warning), then writes them in order.
 pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
     let mut resolved: Vec<(&Write, PathBuf, &str)> = Vec::new();
+    // Whether each file exists, asked once: the device list writes the same two files many times.
+    let mut exists: Vec<(PathBuf, bool)> = Vec::new();
+    let mut check = |p: &Path| match exists.iter().find(|(q, _)| q == p) {
+        Some((_, e)) => *e,
+        None => {
+            let e = p.exists();
+            exists.push((p.to_path_buf(), e));
+            e
+        }
+    };
     for w in plan {
         let dir = if w.ctrl.is_empty() {
             cg.v2_dir()
@@ -190,7 +202,7 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             w.targets
                 .iter()
                 .map(|(f, v)| (d.join(f), v.as_str()))
-                .find(|(p, _)| p.exists())
+                .find(|(p, _)| check(p))
         });
         match (found, w.missing) {
             (Some((p, v)), _) => resolved.push((w, p, v)),
@@ -265,7 +277,7 @@ fn restorable(path: &Path) -> Option<String> {
     if name.starts_with("devices.") || name == "cgroup.event_control" {
         return None;
     }
-    let old = fs::read_to_string(path).ok()?;
+    let old = read_kernel_text(path).ok()?;
     let old = old.trim_end();
     (!old.is_empty() && !old.contains('\n')).then(|| old.to_string())
 }
