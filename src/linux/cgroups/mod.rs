@@ -265,7 +265,7 @@ impl Cgroup {
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+    if let Ok(s) = read_kernel_text(dir.join("cgroup.procs")) {
         out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
     }
     if let Ok(entries) = fs::read_dir(dir) {

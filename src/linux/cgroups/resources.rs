@@ -3,7 +3,8 @@
 //! plan needs is checked first, so an unsupported controller changes nothing;
 //! a write the kernel refuses rolls the earlier single-value writes back.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -222,9 +223,10 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             let _ = fs::write(p, v);
         }
     };
+    let mut files = OpenFiles::default();
     for (w, path, value) in resolved {
         let old = restorable(&path);
-        match fs::write(&path, value) {
+        match files.write(&path, value) {
             Ok(()) => {
                 undo.extend(old.map(|old| (path, old)));
                 later.retain_mut(|(_, p, v, old, _)| {
@@ -252,6 +254,31 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             .with_context(|| format!("{}: write {:?} to {}", w.field, value, path.display()));
     }
     Ok(())
+}
+
+/// The files of one plan, each opened once: the device list writes devices.allow a
+/// dozen times. Every write(2) to a cgroup file is one request to the kernel, whether
+/// or not the file was opened for it alone, and the handlers ignore the offset.
+#[derive(Default)]
+struct OpenFiles(Vec<(PathBuf, File)>);
+
+impl OpenFiles {
+    /// What `fs::write` does, on the file's open descriptor.
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let i = match self.0.iter().position(|(p, _)| p == path) {
+            Some(i) => i,
+            None => {
+                let f = File::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(path)?;
+                self.0.push((path.to_path_buf(), f));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.write_all(value.as_bytes())
+    }
 }
 
 fn unsupported(w: &Write, dir: Option<&Path>) -> String {
