@@ -1,7 +1,8 @@
 //! linux.resources in the cgroup files (create and update), pause/resume,
 //! OOM events, a fork bomb under pids.max, the v1 device allow-list, the
 //! clear errors for what this host or paddock cannot do, and init being in its
-//! cgroup (and cgroup namespace root) before hooks and mounts that depend on it.
+//! cgroup (and cgroup namespace root) before hooks and mounts that depend on it,
+//! and v1 cpuset values copied down a nested cgroupsPath.
 
 mod common;
 
@@ -531,4 +532,36 @@ fn without_clone3_init_and_exec_still_join_every_hierarchy() {
         }
     }
     remove(&env, &id);
+}
+
+/// v1 cpuset: a cgroupsPath several new levels deep gets cpus and mems copied
+/// down level by level (a new cpuset cgroup starts empty and takes no tasks).
+#[test]
+fn nested_cpuset_levels_get_the_parents_cpus_and_mems() {
+    let root = Path::new("/sys/fs/cgroup/cpuset");
+    if pure_v2() || !root.join("cpuset.cpus").exists() {
+        eprintln!("no v1 cpuset hierarchy: skipped");
+        return;
+    }
+    let env = Env::new();
+    let mut b = sleeper(&env);
+    let id = env.id("cpuset");
+    b.config(|c| c["linux"]["cgroupsPath"] = format!("/{id}/a/b").into());
+    env.create(&b, &id).success();
+    let read = |dir: &Path, file: &str| fs::read_to_string(dir.join(file)).unwrap();
+    let mut dir = root.join(&id);
+    for level in ["", "a", "b"] {
+        dir.push(level);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            assert_eq!(read(&dir, file), read(root, file), "{}", dir.display());
+        }
+    }
+    remove(&env, &id);
+    // delete removes the container's own level; the ones above are ours to remove.
+    for base in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for level in [format!("{id}/a"), id.clone()] {
+            let _ = fs::remove_dir(base.path().join(level));
+        }
+    }
+    env.assert_clean();
 }

@@ -25,14 +25,26 @@ pub struct Created {
     pub container: Container,
 }
 
+/// Who asks for the container: `create` leaves it created; `run` starts it at once
+/// and, in the foreground, proxies a terminal itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Create,
+    Run { proxy_console: bool },
+}
+
 pub fn create(g: &Globals, args: &CreateArgs) -> Result<()> {
-    create_container(g, args, false).map(|_| ())
+    create_container(g, args, Caller::Create).map(|_| ())
 }
 
 /// Validates everything first, then makes the state dir, cgroup and init; on any
-/// error after that point all of them are removed again. With `proxy_console`, a
+/// error after that point all of them are removed again. For `run` in the foreground, a
 /// terminal without --console-socket gets a socketpair whose far end is returned.
-pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> Result<Created> {
+pub fn create_container(g: &Globals, args: &CreateArgs, caller: Caller) -> Result<Created> {
+    let proxy_console = caller
+        == Caller::Run {
+            proxy_console: true,
+        };
     crate::state::validate_id(&args.id)?;
     let mut bundle = spec::load(&args.bundle)?;
     spec::check_no_pivot(&bundle.spec, args.no_pivot)?;
@@ -167,8 +179,18 @@ pub fn create_container(g: &Globals, args: &CreateArgs, proxy_console: bool) -> 
         Some(s) => s.send(pid, Kind::Init),
         None => Ok(()),
     };
+    // `run` leaves "created" unsaved: it releases init and saves "running" next,
+    // holding the state dir's lock from before the first save to after that one,
+    // so `state`, `start`, `kill`, `exec`, `pause` and `delete` (which all lock
+    // first) could never see it; only the lockless `list` could, for those
+    // microseconds. If `run` dies in between, "creating" with init's pid is left,
+    // which `delete` (with or without --force) kills and removes just the same.
+    let save_created = || match caller {
+        Caller::Create => sd.save(&container),
+        Caller::Run { .. } => Ok(()),
+    };
     let finish = sent
-        .and_then(|()| sd.save(&container))
+        .and_then(|()| save_created())
         .and_then(|()| match &args.pid_file {
             Some(p) => write_pid_file(p, pid),
             None => Ok(()),

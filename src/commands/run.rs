@@ -25,7 +25,10 @@ pub fn run(g: &Globals, args: &RunArgs) -> Result<i32> {
         }
     }
     // In the foreground a terminal without --console-socket is proxied by us.
-    let mut created = create::create_container(g, &args.create, !args.detach)?;
+    let caller = create::Caller::Run {
+        proxy_console: !args.detach,
+    };
+    let mut created = create::create_container(g, &args.create, caller)?;
     let started = match &created.console {
         Some(sock) => super::console_proxy::receive_master(sock).map(Some),
         None => Ok(None),

@@ -4,6 +4,8 @@
 //! Sets are handled as 64-bit masks indexed by capability number, so the bounding set can
 //! be trimmed of capabilities newer than any name oci-spec knows.
 
+use std::sync::OnceLock;
+
 use anyhow::{bail, Context, Result};
 use caps::Capability as Cap;
 use nix::errno::Errno;
@@ -156,8 +158,14 @@ pub fn apply(caps: Option<&LinuxCapabilities>) -> Result<()> {
 
 /// The highest capability number the running kernel knows. Probed with PR_CAPBSET_READ
 /// (EINVAL past the last one) rather than read from /proc/sys/kernel/cap_last_cap, because
-/// `apply` runs after pivot_root, where /proc belongs to the container image.
+/// `apply` runs after pivot_root, where /proc belongs to the container image. The kernel's
+/// numbers are contiguous, so a binary search finds the last in 7 calls; the answer is the
+/// same in every namespace, so init keeps the one its parent found checking the config.
 fn read_last_cap() -> Result<u8> {
+    static LAST: OnceLock<u8> = OnceLock::new();
+    if let Some(last) = LAST.get() {
+        return Ok(*last);
+    }
     let known = |number: u8| {
         // SAFETY: prctl with integer arguments only.
         let rc =
@@ -167,7 +175,17 @@ fn read_last_cap() -> Result<u8> {
     if !known(0) {
         bail!("prctl PR_CAPBSET_READ: {}", Errno::last().desc());
     }
-    Ok((1..64u8).take_while(|n| known(*n)).last().unwrap_or(0))
+    // Known: lo; unknown: hi (64 stands for "past any capability mask").
+    let (mut lo, mut hi) = (0u8, 64u8);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if known(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(*LAST.get_or_init(|| lo))
 }
 
 /// Name of the lowest capability in `set` that is missing from `allowed`.

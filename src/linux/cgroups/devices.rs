@@ -74,10 +74,12 @@ pub fn rule_line(r: &LinuxDeviceCgroup) -> String {
     )
 }
 
-/// The effective list as writes to devices.allow / devices.deny.
+/// The effective list as writes to devices.allow / devices.deny. A write equal to the
+/// one just before it is left out: the kernel would change nothing (runc's configs
+/// start with their own "deny all", which follows ours).
 pub fn plan_v1(rules: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Vec<Write> {
     let n = rules.len();
-    effective(rules, created)
+    let mut writes: Vec<Write> = effective(rules, created)
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -93,7 +95,9 @@ pub fn plan_v1(rules: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Vec<Writ
             };
             Write::new(&field, "devices", file, rule_line(r))
         })
-        .collect()
+        .collect();
+    writes.dedup_by(|w, prev| w.targets == prev.targets);
+    writes
 }
 
 #[cfg(test)]
@@ -107,14 +111,32 @@ mod tests {
         )
         .unwrap();
         let w = plan_v1(&rules, &[]);
+        // The config's "deny all" right after ours is written once.
         assert_eq!(w[0].targets[0], ("devices.deny".into(), "a".into()));
-        assert_eq!(w[1].targets[0], ("devices.deny".into(), "a".into()));
-        assert_eq!(w[2].targets[0], ("devices.allow".into(), "b 8:* r".into()));
+        assert_eq!(w[1].targets[0], ("devices.allow".into(), "b 8:* r".into()));
         assert!(w.iter().any(|x| x.targets[0].1 == "c 1:3 rwm"));
         assert!(w.iter().any(|x| x.targets[0].1 == "c 10:200 rwm"));
         assert!(w.iter().any(|x| x.targets[0].1 == "c *:* m"));
-        assert_eq!(w[2].field, "linux.resources.devices[1]");
-        assert_eq!(w[3].field, "linux.resources.devices");
+        assert_eq!(w[1].field, "linux.resources.devices[1]");
+        assert_eq!(w[2].field, "linux.resources.devices");
+        assert_eq!(w.len(), 13);
+    }
+
+    #[test]
+    fn only_a_repeat_right_after_is_left_out() {
+        let rules: Vec<LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":true,"type":"c","major":1,"minor":3,"access":"r"},{"allow":false,"access":"rwm"},{"allow":false,"type":"a","access":"r"}]"#,
+        )
+        .unwrap();
+        let lines: Vec<(String, String)> = plan_v1(&rules, &[])
+            .into_iter()
+            .map(|w| w.targets[0].clone())
+            .collect();
+        let deny_all = ("devices.deny".to_string(), "a".to_string());
+        assert_eq!(lines[0], deny_all);
+        assert_eq!(lines[1], ("devices.allow".into(), "c 1:3 r".into()));
+        assert_eq!(lines[2], deny_all);
+        assert_ne!(lines[3], deny_all);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::Cgroup;
+use super::{read_kernel_text, Cgroup};
 
 /// How long freezing may take before it is undone and reported.
 const FREEZE_WAIT: Duration = Duration::from_secs(10);
@@ -29,10 +29,10 @@ fn freezer(cg: &Cgroup) -> Option<Freezer<'_>> {
 
 pub fn is_frozen(cg: &Cgroup) -> bool {
     match freezer(cg) {
-        Some(Freezer::V1(d)) => fs::read_to_string(d.join("freezer.state"))
+        Some(Freezer::V1(d)) => read_kernel_text(d.join("freezer.state"))
             .is_ok_and(|s| matches!(s.trim(), "FROZEN" | "FREEZING")),
         Some(Freezer::V2(d)) => {
-            fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            read_kernel_text(d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
         }
         None => false,
     }

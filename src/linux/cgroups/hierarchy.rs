@@ -3,8 +3,9 @@
 //! mount) or pure v2 (one cgroup2 mount).
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, ErrorKind, Read};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
@@ -31,8 +32,29 @@ pub fn hierarchies() -> Result<Vec<Hierarchy>> {
         return Ok(h.clone());
     }
     super::own::record_runtime_ns();
-    let info = fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let info = read_kernel_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     Ok(CACHE.get_or_init(|| parse(&info)).clone())
+}
+
+/// A /proc or cgroupfs text file in as few reads as the kernel allows: these report
+/// size 0, so `fs::read_to_string` stats the file, then reads 32 bytes and doubles.
+pub(crate) fn read_kernel_text(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
 }
 
 pub fn parse(mountinfo: &str) -> Vec<Hierarchy> {
@@ -134,6 +156,19 @@ mod tests {
         assert!(h[3].v2);
         assert_eq!(h[3].options, "");
         assert!(!is_pure_v2(&h));
+    }
+
+    #[test]
+    fn read_kernel_text_reads_past_its_first_buffer() {
+        let path = std::env::temp_dir().join(format!("paddock-read-proc-{}", std::process::id()));
+        let text: String = (0..3000).map(|i| format!("{i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let got = read_kernel_text(path.to_str().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.unwrap(), text);
+        assert!(read_kernel_text("/proc/self/mountinfo")
+            .unwrap()
+            .contains(" - "));
     }
 
     #[test]

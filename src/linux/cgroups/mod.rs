@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use hierarchy::read_kernel_text;
 pub use hierarchy::{hierarchies, Hierarchy};
 
 /// Parent of containers whose config gives no cgroupsPath.
@@ -136,7 +137,7 @@ impl Cgroup {
             } else {
                 fs::create_dir_all(&dir)
                     .with_context(|| format!("create cgroup {}", dir.display()))
-                    .and_then(|()| init_cpuset(&h.mount, rel))
+                    .and_then(|()| init_cpuset(&h, rel))
             };
             cg.dirs.push(dir);
             cg.hiers.push(h);
@@ -189,12 +190,17 @@ impl Cgroup {
 
     /// The cgroup of an existing container (directories that still exist).
     pub fn open(rel: &Path) -> Result<Cgroup> {
+        Cgroup::open_where(rel, |_| true)
+    }
+
+    /// `open` limited to the hierarchies `wanted` picks.
+    fn open_where(rel: &Path, wanted: impl Fn(&Hierarchy) -> bool) -> Result<Cgroup> {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             hiers: Vec::new(),
             made: Made::default(),
         };
-        for h in hierarchies()? {
+        for h in hierarchies()?.into_iter().filter(|h| wanted(h)) {
             let d = h.mount.join(rel);
             if d.is_dir() {
                 cg.dirs.push(d);
@@ -259,7 +265,7 @@ impl Cgroup {
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+    if let Ok(s) = read_kernel_text(dir.join("cgroup.procs")) {
         out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
     }
     if let Ok(entries) = fs::read_dir(dir) {
@@ -312,30 +318,44 @@ fn remove_children(dir: &Path) -> Result<bool> {
 }
 
 /// On a v1 cpuset hierarchy a new cgroup starts with empty cpus/mems; copy the parent's down.
-pub(super) fn init_cpuset(hierarchy: &Path, rel: &Path) -> Result<()> {
-    if !hierarchy.join("cpuset.cpus").exists() || hierarchy.join("cgroup.controllers").exists() {
+/// Only a v1 hierarchy with the cpuset controller can need it, so no other is looked at.
+pub(super) fn init_cpuset(h: &Hierarchy, rel: &Path) -> Result<()> {
+    let hierarchy = h.mount.as_path();
+    // A cpuset mounted with noprefix names its files without "cpuset.": left alone.
+    if !h.controllers.iter().any(|c| c == "cpuset") || !hierarchy.join("cpuset.cpus").exists() {
         return Ok(());
     }
+    // What the level above holds once it is set up, per file: read as that
+    // level's own value or just copied into it, so no level is read twice.
+    let mut above: [Option<String>; 2] = [None, None];
     let mut cur = hierarchy.to_path_buf();
     for c in rel.components() {
         let parent = cur.clone();
         cur.push(c);
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
-            if own.trim().is_empty() {
-                let value = fs::read_to_string(parent.join(file))
-                    .with_context(|| format!("read {}", parent.join(file).display()))?;
-                fs::write(cur.join(file), value.trim())
-                    .with_context(|| format!("write {}", cur.join(file).display()))?;
+        for (file, above) in ["cpuset.cpus", "cpuset.mems"].into_iter().zip(&mut above) {
+            let own = read_kernel_text(cur.join(file)).unwrap_or_default();
+            if !own.trim().is_empty() {
+                *above = Some(own);
+                continue;
             }
+            let value = match above.take() {
+                Some(v) => v,
+                None => read_kernel_text(parent.join(file))
+                    .with_context(|| format!("read {}", parent.join(file).display()))?,
+            };
+            fs::write(cur.join(file), value.trim())
+                .with_context(|| format!("write {}", cur.join(file).display()))?;
+            *above = Some(value);
         }
     }
     Ok(())
 }
 
-/// Whether the container's cgroup is frozen (for `state`: "paused").
+/// Whether the container's cgroup is frozen (for `state`: "paused"). Only the
+/// hierarchies a freezer can be in are looked at: the v1 freezer, else v2.
 pub fn is_paused(cgroup_path: &str) -> bool {
-    Cgroup::open(Path::new(cgroup_path)).is_ok_and(|cg| freezer::is_frozen(&cg))
+    let freezing = |h: &Hierarchy| h.v2 || h.controllers.iter().any(|c| c == "freezer");
+    Cgroup::open_where(Path::new(cgroup_path), freezing).is_ok_and(|cg| freezer::is_frozen(&cg))
 }
 
 #[cfg(test)]

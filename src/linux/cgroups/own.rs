@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 
@@ -31,12 +31,31 @@ pub fn in_other_cgroup_ns() -> bool {
 }
 
 /// The directory of this process's cgroup in `h`, on the host: the hierarchy's
-/// mount point joined with the path /proc/self/cgroup gives for it.
+/// mount point joined with the path /proc/self/cgroup gives for it. Init asks
+/// once per v1 hierarchy, after it entered the container's cgroup.
 pub fn own_dir(h: &Hierarchy) -> Result<PathBuf> {
-    let text = fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let text = own_cgroups()?;
     let rel = path_in(&text, h)
         .with_context(|| format!("/proc/self/cgroup has no line for {}", h.mount.display()))?;
     Ok(h.mount.join(rel.strip_prefix("/").unwrap_or(rel)))
+}
+
+/// /proc/self/cgroup, read once per process. The copy is tagged with the pid that
+/// read it: init is a forked child, and a copy its parent read before the clone
+/// would name the runtime's cgroups, not the container's (the runtime never asks
+/// for its own, so even a runtime that is pid 1, like init in its new pid
+/// namespace, leaves init nothing to mistake).
+fn own_cgroups() -> Result<String> {
+    static CACHE: Mutex<Option<(u32, String)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, text)) = cache.as_ref().filter(|(p, _)| *p == pid) {
+        return Ok(text.clone());
+    }
+    let text = super::hierarchy::read_kernel_text("/proc/self/cgroup")
+        .context("read /proc/self/cgroup")?;
+    *cache = Some((pid, text.clone()));
+    Ok(text)
 }
 
 /// The path of the line whose controllers are `h`'s ("4:cpu,cpuacct:/a/b").

@@ -3,13 +3,14 @@
 //! plan needs is checked first, so an unsupported controller changes nothing;
 //! a write the kernel refuses rolls the earlier single-value writes back.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxMemory, LinuxResources, Spec};
 
-use super::{devices, devices_bpf, v1, v2, Cgroup};
+use super::{devices, devices_bpf, read_kernel_text, v1, v2, Cgroup};
 
 /// What to do when no target file of a write exists on this host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,9 +112,11 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[LinuxDevice]>) -
         }
         return Ok(());
     }
+    // Only a memory setting's plan looks at the current limit.
     let cur_limit = cg
         .v1_dir("memory")
-        .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+        .filter(|_| r.memory().is_some())
+        .and_then(|d| read_kernel_text(d.join("memory.limit_in_bytes")).ok())
         .and_then(|s| s.trim().parse::<i64>().ok())
         .unwrap_or(i64::MAX);
     apply_plan(cg, &v1::plan(r, devices, cur_limit)?)?;
@@ -180,6 +183,16 @@ fn check_shares(want: u64, file: &Path) -> Result<()> {
 /// Resolves every write to a file (or a warning), then writes them in order.
 pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
     let mut resolved: Vec<(&Write, PathBuf, &str)> = Vec::new();
+    // Whether each file exists, asked once: the device list writes the same two files many times.
+    let mut exists: Vec<(PathBuf, bool)> = Vec::new();
+    let mut check = |p: &Path| match exists.iter().find(|(q, _)| q == p) {
+        Some((_, e)) => *e,
+        None => {
+            let e = p.exists();
+            exists.push((p.to_path_buf(), e));
+            e
+        }
+    };
     for w in plan {
         let dir = if w.ctrl.is_empty() {
             cg.v2_dir()
@@ -190,7 +203,7 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             w.targets
                 .iter()
                 .map(|(f, v)| (d.join(f), v.as_str()))
-                .find(|(p, _)| p.exists())
+                .find(|(p, _)| check(p))
         });
         match (found, w.missing) {
             (Some((p, v)), _) => resolved.push((w, p, v)),
@@ -210,9 +223,10 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
             let _ = fs::write(p, v);
         }
     };
+    let mut files = OpenFiles::default();
     for (w, path, value) in resolved {
         let old = restorable(&path);
-        match fs::write(&path, value) {
+        match files.write(&path, value) {
             Ok(()) => {
                 undo.extend(old.map(|old| (path, old)));
                 later.retain_mut(|(_, p, v, old, _)| {
@@ -242,6 +256,31 @@ pub fn apply_plan(cg: &Cgroup, plan: &[Write]) -> Result<()> {
     Ok(())
 }
 
+/// The files of one plan, each opened once: the device list writes devices.allow a
+/// dozen times. Every write(2) to a cgroup file is one request to the kernel, whether
+/// or not the file was opened for it alone, and the handlers ignore the offset.
+#[derive(Default)]
+struct OpenFiles(Vec<(PathBuf, File)>);
+
+impl OpenFiles {
+    /// What `fs::write` does, on the file's open descriptor.
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let i = match self.0.iter().position(|(p, _)| p == path) {
+            Some(i) => i,
+            None => {
+                let f = File::options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(path)?;
+                self.0.push((path.to_path_buf(), f));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.write_all(value.as_bytes())
+    }
+}
+
 fn unsupported(w: &Write, dir: Option<&Path>) -> String {
     let file = &w.targets[0].0;
     match dir {
@@ -265,7 +304,7 @@ fn restorable(path: &Path) -> Option<String> {
     if name.starts_with("devices.") || name == "cgroup.event_control" {
         return None;
     }
-    let old = fs::read_to_string(path).ok()?;
+    let old = read_kernel_text(path).ok()?;
     let old = old.trim_end();
     (!old.is_empty() && !old.contains('\n')).then(|| old.to_string())
 }

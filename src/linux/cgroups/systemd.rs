@@ -338,7 +338,7 @@ pub fn adopt(unit: &Unit, pid: i32) -> Result<Cgroup> {
             v2::create_delegating(&h.mount, rel, &mut cg.made)?;
         } else {
             fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
-            init_cpuset(&h.mount, rel)?;
+            init_cpuset(&h, rel)?;
         }
         if !h.v2 || unit.is_slice() {
             let procs = dir.join("cgroup.procs");
