@@ -74,8 +74,13 @@ fn count(env: &Env, id: &str) -> u64 {
         .unwrap_or_else(|_| panic!("count: {out:?}"))
 }
 
+/// Waits for the counter to pass `n`; before the container's first write there is no
+/// file yet (an exec can come first: under emulation the shell starts slowly).
 fn wait_count_above(env: &Env, id: &str, n: u64) -> bool {
-    wait_for(|| count(env, id) > n)
+    wait_for(|| {
+        let out = env.paddock(&["exec", id, "cat", "/dev/shm/count"]);
+        out.ok() && out.stdout.trim().parse::<u64>().is_ok_and(|c| c > n)
+    })
 }
 
 fn checkpoint(env: &Env, id: &str, images: &Path, extra: &[&str]) -> Out {
