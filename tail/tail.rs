@@ -163,7 +163,11 @@ unsafe extern "C" fn tail_main(sp: *const usize) -> ! {
         exit(255);
     }
     if let Some(fifo) = parse_fd(*argv.add(2)) {
-        send(chan, b"\"Ready\"");
+        // As paddock's init: with nobody left to tell, it gives up rather than wait.
+        let sent = send(chan, b"\"Ready\"");
+        if sent < 0 {
+            fail(chan, &[b"send to peer: "], -sent, true);
+        }
         wait_for_start(chan, fifo);
         syscall(SYS_FCNTL, fifo as usize, F_SETFD, FD_CLOEXEC, 0, 0, 0);
     }
@@ -206,7 +210,8 @@ unsafe fn cstr<'a>(s: *const u8) -> &'a [u8] {
     core::slice::from_raw_parts(s, n)
 }
 
-unsafe fn send(chan: isize, msg: &[u8]) -> bool {
+/// Sends one message; the result is sendto's (a negative errno on failure).
+unsafe fn send(chan: isize, msg: &[u8]) -> isize {
     syscall(
         SYS_SENDTO,
         chan as usize,
@@ -215,7 +220,7 @@ unsafe fn send(chan: isize, msg: &[u8]) -> bool {
         MSG_NOSIGNAL,
         0,
         0,
-    ) >= 0
+    )
 }
 
 unsafe fn wait_for_start(chan: isize, fifo: isize) {
@@ -267,7 +272,7 @@ unsafe fn fail(chan: isize, parts: &[&[u8]], errno: isize, io_style: bool) -> ! 
     }
     let msg = &*core::ptr::addr_of!(MESSAGE);
     let (start, end) = text.finish();
-    if !send(chan, &msg[..end]) {
+    if send(chan, &msg[..end]) < 0 {
         // The plain text, without the JSON around it.
         let plain = &msg[start..end - 3];
         for piece in [b"paddock init: " as &[u8], plain, b"\n"] {
@@ -348,8 +353,8 @@ impl Text {
     }
 }
 
-/// The errno's name and description as nix and std print them, for what execve and
-/// read can fail with.
+/// The errno's name and description as nix and std print them, for what execve,
+/// read and send can fail with.
 fn describe(errno: isize) -> (&'static [u8], &'static [u8]) {
     match errno {
         1 => (b"EPERM", b"Operation not permitted"),
@@ -368,6 +373,7 @@ fn describe(errno: isize) -> (&'static [u8], &'static [u8]) {
         23 => (b"ENFILE", b"Too many open files in system"),
         24 => (b"EMFILE", b"Too many open files"),
         26 => (b"ETXTBSY", b"Text file busy"),
+        32 => (b"EPIPE", b"Broken pipe"),
         36 => (b"ENAMETOOLONG", b"File name too long"),
         40 => (b"ELOOP", b"Too many levels of symbolic links"),
         80 => (b"ELIBBAD", b"Accessing a corrupted shared library"),
