@@ -26,6 +26,17 @@ pub struct Bundle {
     pub mount_idmaps: Vec<Option<crate::linux::idmap::MountIdmap>>,
 }
 
+impl Bundle {
+    /// Whether the process wants a terminal (process.terminal).
+    pub fn terminal(&self) -> bool {
+        self.spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false)
+    }
+}
+
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir =
         fs::canonicalize(bundle).with_context(|| format!("--bundle: {}", bundle.display()))?;

@@ -48,12 +48,7 @@ pub fn create_container(g: &Globals, args: &CreateArgs, caller: Caller) -> Resul
     crate::state::validate_id(&args.id)?;
     let mut bundle = spec::load(&args.bundle)?;
     spec::check_no_pivot(&bundle.spec, args.no_pivot)?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = bundle.terminal();
     if terminal && args.console_socket.is_none() && !proxy_console {
         bail!("--console-socket: required when process.terminal is true");
     }

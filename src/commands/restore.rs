@@ -37,12 +37,7 @@ struct Inputs {
 pub fn restore(g: &Globals, a: &RestoreArgs) -> Result<i32> {
     crate::state::validate_id(&a.id)?;
     let bundle = spec::load(&a.bundle)?;
-    let terminal = bundle
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    let terminal = bundle.terminal();
     if terminal && a.detach && a.console_socket.is_none() {
         bail!("--console-socket: required when process.terminal is true");
     }

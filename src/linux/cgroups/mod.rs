@@ -131,15 +131,8 @@ impl Cgroup {
             made: Made::default(),
         };
         for h in hiers {
-            let dir = h.mount.join(rel);
-            let result = if pure_v2 {
-                v2::create_delegating(&h.mount, rel, &mut cg.made)
-            } else {
-                fs::create_dir_all(&dir)
-                    .with_context(|| format!("create cgroup {}", dir.display()))
-                    .and_then(|()| init_cpuset(&h, rel))
-            };
-            cg.dirs.push(dir);
+            let result = make_dir(&h, rel, pure_v2, &mut cg.made);
+            cg.dirs.push(h.mount.join(rel));
             cg.hiers.push(h);
             if let Err(e) = result {
                 cg.discard();
@@ -319,7 +312,18 @@ fn remove_children(dir: &Path) -> Result<bool> {
 
 /// On a v1 cpuset hierarchy a new cgroup starts with empty cpus/mems; copy the parent's down.
 /// Only a v1 hierarchy with the cpuset controller can need it, so no other is looked at.
-pub(super) fn init_cpuset(h: &Hierarchy, rel: &Path) -> Result<()> {
+/// The cgroup's directory in one hierarchy, with its parents: on pure v2 each parent
+/// delegates its controllers down; on v1 cpuset gets its cpus and mems.
+pub(super) fn make_dir(h: &Hierarchy, rel: &Path, pure_v2: bool, made: &mut Made) -> Result<()> {
+    if pure_v2 {
+        return v2::create_delegating(&h.mount, rel, made);
+    }
+    let dir = h.mount.join(rel);
+    fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
+    init_cpuset(h, rel)
+}
+
+fn init_cpuset(h: &Hierarchy, rel: &Path) -> Result<()> {
     let hierarchy = h.mount.as_path();
     // A cpuset mounted with noprefix names its files without "cpuset.": left alone.
     if !h.controllers.iter().any(|c| c == "cpuset") || !hierarchy.join("cpuset.cpus").exists() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Spec;
 
-use super::{hierarchies, hierarchy, init_cpuset, v2, Cgroup, Made};
+use super::{hierarchies, hierarchy, make_dir, Cgroup, Made};
 use crate::linux::dbus::conn::{BusError, Conn};
 use crate::linux::dbus::wire::{Message, Value};
 
@@ -333,13 +333,8 @@ pub fn adopt(unit: &Unit, pid: i32) -> Result<Cgroup> {
         made: Made::default(),
     };
     for h in hiers {
+        make_dir(&h, rel, pure_v2, &mut cg.made)?;
         let dir = h.mount.join(rel);
-        if pure_v2 {
-            v2::create_delegating(&h.mount, rel, &mut cg.made)?;
-        } else {
-            fs::create_dir_all(&dir).with_context(|| format!("create cgroup {}", dir.display()))?;
-            init_cpuset(&h, rel)?;
-        }
         if !h.v2 || unit.is_slice() {
             let procs = dir.join("cgroup.procs");
             fs::write(&procs, pid.to_string())

@@ -18,15 +18,10 @@ pub enum ReqType {
 
 impl ReqType {
     fn from_wire(v: u64) -> Option<ReqType> {
-        Some(match v {
-            1 => ReqType::Dump,
-            2 => ReqType::Restore,
-            4 => ReqType::PreDump,
-            6 => ReqType::Notify,
-            9 => ReqType::FeatureCheck,
-            10 => ReqType::Version,
-            _ => return None,
-        })
+        use ReqType::*;
+        [Dump, Restore, PreDump, Notify, FeatureCheck, Version]
+            .into_iter()
+            .find(|t| *t as u64 == v)
     }
 
     /// The name runc prints in "criu failed: type DUMP errno 0".
