@@ -58,14 +58,7 @@ inner() {
     private_mounts /run /var/lib/containerd /opt/containerd
     export TMPDIR=$L/tmp; mkdir -p "$TMPDIR" "$L/bin" "$L/fifo"
     ln -s "$(dirname "$E2E_BIN")/containerd-shim-paddock-v2" "$L/bin/containerd-shim-paddock-v2"
-    cat >"$L/config.toml" <<EOT
-version = 2
-root  = "$L/root"
-state = "$L/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri","io.containerd.internal.v1.opt","io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$L/containerd.sock"
-EOT
+    ctrd_config "$L"
     C=(ctr --address "$L/containerd.sock" -n $NS)
     PATH=$L/bin:$PATH containerd --config "$L/config.toml" >"$L/containerd.log" 2>&1 &
     CTRD_PID=$!

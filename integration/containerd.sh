@@ -16,20 +16,11 @@ inner() {
     private_mounts /run /var/lib/containerd /opt/containerd
     export TMPDIR=$L/tmp; mkdir -p "$TMPDIR"
     mkdir -p "$L/bin" "$L/fifo"
-    cat >"$L/config.toml" <<EOF
-version = 2
-root  = "$L/root"
-state = "$L/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri","io.containerd.internal.v1.opt","io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$L/containerd.sock"
-[debug]
-  level = "debug"
-EOF
+    ctrd_config "$L" debug
     C=(ctr --address "$L/containerd.sock" -n $NS)
     containerd --config "$L/config.toml" >"$L/containerd.log" 2>&1 &
     CTRD_PID=$!
-    trap 'inner_cleanup' EXIT
+    trap ctrd_cleanup EXIT
     local i
     for i in $(seq 1 100); do [ -S "$L/containerd.sock" ] && break; sleep 0.1; done
     check_rc "containerd starts and answers" 0 "${C[@]}" version
@@ -110,19 +101,6 @@ EOF
     local cg
     cg=$(find /sys/fs/cgroup/*/$NS -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true)
     if [ -z "$cg" ]; then pass "no container cgroups left under /sys/fs/cgroup/*/$NS/"; else fail "container cgroups left: $(echo $cg)"; fi
-}
-
-inner_cleanup() {
-    local rc=$?
-    set +e
-    ctr_remove_all
-    kill "$CTRD_PID" 2>/dev/null; wait "$CTRD_PID" 2>/dev/null
-    if [ "$E2E_FAIL" != 0 ] || [ -n "${E2E_VERBOSE:-}" ]; then
-        echo "---- runtime calls (containerd.log, last errors) ----"
-        grep -E 'level=(error|warning)' "$E2E_TMP/containerd.log" | tail -15
-    fi
-    inner_finish
-    return $rc
 }
 
 if [ "${1:-}" = --inner ]; then inner; exit 0; fi

@@ -226,3 +226,32 @@ ctr_remove_all() {
 inner_finish() {
     echo "$E2E_PASS $E2E_FAIL" >"$E2E_TMP/counts"
 }
+
+# DIR [LEVEL]: DIR/config.toml for a containerd of the test's own (root, state and socket
+# under DIR; no CRI), its log at LEVEL when given.
+ctrd_config() {
+    cat >"$1/config.toml" <<EOT
+version = 2
+root  = "$1/root"
+state = "$1/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri","io.containerd.internal.v1.opt","io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$1/containerd.sock"
+EOT
+    if [ -n "${2:-}" ]; then printf '[debug]\n  level = "%s"\n' "$2" >>"$1/config.toml"; fi
+}
+
+# EXIT trap of a ctr test: its containers, then containerd (CTRD_PID), whose last errors
+# are shown when a check failed (or with E2E_VERBOSE), then the counts.
+ctrd_cleanup() {
+    local rc=$?
+    set +e
+    ctr_remove_all
+    kill "$CTRD_PID" 2>/dev/null; wait "$CTRD_PID" 2>/dev/null
+    if [ "$E2E_FAIL" != 0 ] || [ -n "${E2E_VERBOSE:-}" ]; then
+        echo "---- containerd.log, last errors ----"
+        grep -E 'level=(error|warning)' "$E2E_TMP/containerd.log" | tail -15
+    fi
+    inner_finish
+    return $rc
+}

@@ -33,18 +33,9 @@ inner() {
     [ -x "$SHIM" ] || { fail "no shim binary next to $E2E_BIN"; return; }
     # A symlink: the shim resolves its own path and drives the paddock next to the real binary.
     ln -s "$SHIM" "$L/bin/containerd-shim-paddock-v2"
-    cat >"$L/config.toml" <<EOT
-version = 2
-root  = "$L/root"
-state = "$L/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri","io.containerd.internal.v1.opt","io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$L/containerd.sock"
-[debug]
-  level = "debug"
-EOT
+    ctrd_config "$L" debug
     C=(ctr --address "$L/containerd.sock" -n $NS)
-    trap 'inner_cleanup' EXIT
+    trap ctrd_cleanup EXIT
     start_containerd
     check_rc "containerd starts and answers" 0 "${C[@]}" version
 
@@ -231,19 +222,6 @@ EOT
         fail "console socket dirs left"; fi
     if [ -z "$(grep -F "$L/state" /proc/self/mountinfo || true)" ]; then pass "no rootfs mounts left"; else
         fail "rootfs mounts left: $(grep -F "$L/state" /proc/self/mountinfo | awk '{print $5}')"; fi
-}
-
-inner_cleanup() {
-    local rc=$?
-    set +e
-    ctr_remove_all
-    kill "$CTRD_PID" 2>/dev/null; wait "$CTRD_PID" 2>/dev/null
-    if [ "$E2E_FAIL" != 0 ] || [ -n "${E2E_VERBOSE:-}" ]; then
-        echo "---- containerd.log, last errors ----"
-        grep -E 'level=(error|warning)' "$E2E_TMP/containerd.log" | tail -15
-    fi
-    inner_finish
-    return $rc
 }
 
 if [ "${1:-}" = --inner ]; then inner; exit 0; fi
